@@ -1,0 +1,221 @@
+"""SketchRNN: the sequence-to-sequence VAE of Ha & Eck (2017).
+
+Encoder: a bidirectional RNN over the sketch (true lengths); its two final outputs give μ and σ̂,
+and ``z = μ + exp(σ̂/2) · ε``. Decoder: an RNN whose initial state is ``tanh(W_z z + b_z)`` and whose
+input at step i is ``[S_{i-1}; z]``; its outputs go through one linear layer to a mixture of M
+bivariate normals and three pen-state logits. Unconditional mode keeps only the decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..hparams import HParams
+from .cells import State, glorot_uniform_, make_cell
+from .mixture import (
+    Mixture,
+    kl_divergence,
+    output_size,
+    reconstruction_terms,
+    sketch_log_likelihood,
+    split_output,
+)
+from .recurrence import dropout_masks, reverse_padded, run_cell
+
+STROKE_DIM = 5
+
+
+@dataclass
+class Loss:
+    """The training objective and its parts (scalar tensors; ``cost = r_cost + kl_weight · kl_cost``)."""
+
+    cost: Tensor
+    r_cost: Tensor
+    kl_cost: Tensor  # floored at kl_tolerance
+    kl_raw: Tensor  # before the floor
+    terms: Tensor  # per step L_s·(1−p3) + L_p, [B, N_max]
+    mu: Tensor | None = None
+    presig: Tensor | None = None
+    z: Tensor | None = None
+
+
+def as_lengths(lengths: Tensor | Sequence[int] | np.ndarray, device=None) -> Tensor:
+    """Lengths of any integer type or container → a 1-D int64 tensor."""
+    out = torch.as_tensor(np.asarray(lengths) if not isinstance(lengths, Tensor) else lengths)
+    if out.dtype.is_floating_point or out.dtype == torch.bool or out.dim() != 1:
+        raise ValueError(f"lengths must be a 1-D sequence of integers, got {tuple(out.shape)} {out.dtype}")
+    return out.to(device=device, dtype=torch.int64)
+
+
+def _gaussian_linear(in_features: int, out_features: int) -> nn.Linear:
+    """A linear layer with W ~ N(0, 0.001²) and b = 0 (magenta's super_linear for μ, σ̂ and the initial state)."""
+    layer = nn.Linear(in_features, out_features)
+    with torch.no_grad():
+        layer.weight.normal_(0.0, 0.001)
+        layer.bias.zero_()
+    return layer
+
+
+class SketchRNN(nn.Module):
+    """The sketch-rnn model. Inputs are stroke-5 batches already divided by `scale_factor`."""
+
+    def __init__(self, hps: HParams | None = None, scale_factor: float = 1.0) -> None:
+        super().__init__()
+        self.hps = hps = hps if hps is not None else HParams()
+        self.scale_factor = float(scale_factor)
+        if hps.conditional:
+            self.enc_fw = make_cell(hps.enc_model, STROKE_DIM, hps.enc_rnn_size)
+            self.enc_bw = make_cell(hps.enc_model, STROKE_DIM, hps.enc_rnn_size)
+            self.enc_mu = _gaussian_linear(2 * hps.enc_rnn_size, hps.z_size)
+            self.enc_presig = _gaussian_linear(2 * hps.enc_rnn_size, hps.z_size)
+        dec_input = STROKE_DIM + (hps.z_size if hps.conditional else 0)
+        self.dec_cell = make_cell(hps.dec_model, dec_input, hps.dec_rnn_size)
+        if hps.conditional:
+            self.init_state = _gaussian_linear(hps.z_size, self.dec_cell.state_size)
+        self.output = nn.Linear(hps.dec_rnn_size, output_size(hps.num_mixture))
+        with torch.no_grad():  # glorot-uniform for W and, as TF's default does for a 1-D variable, for b
+            self.output.weight.copy_(glorot_uniform_(torch.empty(hps.dec_rnn_size, output_size(hps.num_mixture))).T)
+            glorot_uniform_(self.output.bias)
+
+    # ------------------------------------------------------------------ encoder
+    def _recurrent_masks(self, steps: int, batch: int, units: int, ref: Tensor) -> Tensor | None:
+        if not (self.training and self.hps.use_recurrent_dropout and self.hps.recurrent_dropout_prob < 1.0):
+            return None
+        return dropout_masks((steps, batch, units), self.hps.recurrent_dropout_prob, ref.device, ref.dtype)
+
+    def encoder_last_h(self, inputs: Tensor, lengths: Tensor | Sequence[int]) -> Tensor:
+        """[h_fw(length−1), h_bw(0)] of the bidirectional encoder over rows 1..length of `inputs`."""
+        if not self.hps.conditional:
+            raise ValueError("an unconditional model has no encoder")
+        lengths = as_lengths(lengths, inputs.device)
+        x = inputs[:, 1:]
+        batch, steps, _ = x.shape
+        outs = []
+        for cell, seq in ((self.enc_fw, x), (self.enc_bw, reverse_padded(x, lengths))):
+            xw = seq @ cell.input_weight()
+            state = cell.zero_state(batch, x.device, x.dtype)
+            masks = self._recurrent_masks(steps, batch, cell.num_units, x)
+            _, final = run_cell(cell, xw, state, masks, lengths)
+            outs.append(cell.output(final))
+        return torch.cat(outs, dim=1)
+
+    def encode(self, inputs: Tensor, lengths: Tensor | Sequence[int]) -> tuple[Tensor, Tensor]:
+        """(μ, σ̂) for a stroke-5 batch ``[B, N_max+1, 5]`` (S0 first); the encoder reads rows 1..length."""
+        last_h = self.encoder_last_h(inputs, lengths)
+        return self.enc_mu(last_h), self.enc_presig(last_h)
+
+    @staticmethod
+    def reparameterize(mu: Tensor, presig: Tensor, eps: Tensor | None = None) -> Tensor:
+        """z = μ + exp(σ̂/2) · ε, with ε ~ N(0, I) from torch's default generator unless given."""
+        if eps is None:
+            eps = torch.randn_like(mu)
+        return mu + torch.exp(presig / 2) * eps
+
+    # ------------------------------------------------------------------ decoder
+    def initial_state(self, z: Tensor | None, batch_size: int, device=None, dtype=None) -> State:
+        """Decoder state before the first step: tanh(W_z z + b_z), or zeros when unconditional."""
+        if self.hps.conditional:
+            return self.dec_cell.split_state(torch.tanh(self.init_state(z)))
+        return self.dec_cell.zero_state(batch_size, device, dtype)
+
+    def _check_z(self, z: Tensor | None, batch: int) -> Tensor | None:
+        if not self.hps.conditional:
+            return None
+        if z is None:
+            raise ValueError("this model is conditional: pass z (e.g. from encode() or a prior draw)")
+        if z.dim() != 2 or z.shape != (batch, self.hps.z_size):
+            raise ValueError(f"z must have shape [{batch}, {self.hps.z_size}], got {list(z.shape)}")
+        return z
+
+    def _decoder_projection(self, x: Tensor, z: Tensor | None) -> Tensor:
+        """x W for every step of the decoder input [S_{i−1}; z]; the z part once per sketch, not per step."""
+        w = self.dec_cell.input_weight()
+        if self.training and self.hps.use_input_dropout and self.hps.input_dropout_prob < 1.0:
+            full = x if z is None else torch.cat([x, z[:, None, :].expand(-1, x.shape[1], -1)], dim=-1)
+            return (full * dropout_masks(full.shape, self.hps.input_dropout_prob, x.device, x.dtype)) @ w
+        xw = x @ w[:STROKE_DIM]
+        if z is not None:
+            xw = xw + (z @ w[STROKE_DIM:])[:, None, :]
+        return xw
+
+    def decoder_hidden(self, x: Tensor, z: Tensor | None = None, state: State | None = None) -> tuple[Tensor, State]:
+        """Decoder outputs h ``[B, T, dec_rnn_size]`` for inputs `x [B, T, 5]` and the final decoder state."""
+        batch, steps, _ = x.shape
+        z = self._check_z(z, batch)
+        if state is None:
+            state = self.initial_state(z, batch, x.device, x.dtype)
+        masks = self._recurrent_masks(steps, batch, self.dec_cell.num_units, x)
+        h, state = run_cell(self.dec_cell, self._decoder_projection(x, z), state, masks)
+        if self.training and self.hps.use_output_dropout and self.hps.output_dropout_prob < 1.0:
+            h = h * dropout_masks(h.shape, self.hps.output_dropout_prob, h.device, h.dtype)
+        return h, state
+
+    def decode(self, x: Tensor, z: Tensor | None = None, state: State | None = None) -> tuple[Tensor, State]:
+        """Raw outputs ``[B, T, 6M+3]`` for decoder inputs `x [B, T, 5]` and the final decoder state."""
+        h, state = self.decoder_hidden(x, z, state)
+        return self.output(h), state
+
+    def mixture(self, inputs: Tensor, z: Tensor | None = None) -> Mixture:
+        """Teacher-forced distributions for a stroke-5 batch ``[B, T, 5]`` starting with S0.
+
+        Row t is the distribution of ``inputs[:, t+1]`` (the last row predicts past the end).
+        """
+        y, _ = self.decode(inputs, z)
+        return split_output(y, self.hps.num_mixture)
+
+    # ------------------------------------------------------------------ loss
+    def compute_loss(
+        self,
+        inputs: Tensor,
+        lengths: Tensor | Sequence[int],
+        kl_weight: float | Tensor,
+        eps: Tensor | None = None,
+        mask_pen: bool = False,
+    ) -> Loss:
+        """cost = L_R + w_KL · max(L_KL, kl_tolerance) for a batch ``[B, N_max+1, 5]`` with true lengths.
+
+        `mask_pen=False` is the reference's training and validation loss (pen loss over all N_max
+        steps); `mask_pen=True` also masks the pen loss after the end of each sketch.
+        """
+        lengths = as_lengths(lengths, inputs.device)
+        targets = inputs[:, 1:]
+        mu = presig = z = None
+        if self.hps.conditional:
+            mu, presig = self.encode(inputs, lengths)
+            z = self.reparameterize(mu, presig, eps)
+            kl_raw = kl_divergence(mu, presig)
+            kl_cost = torch.clamp(kl_raw, min=self.hps.kl_tolerance)  # max(L_KL, tolerance)
+        else:
+            kl_raw = kl_cost = inputs.new_zeros(())
+        y, _ = self.decode(inputs[:, :-1], z)
+        terms = reconstruction_terms(split_output(y, self.hps.num_mixture), targets, mask_pen)
+        r_cost = terms.mean()
+        cost = r_cost + kl_weight * kl_cost
+        return Loss(cost, r_cost, kl_cost, kl_raw, terms, mu, presig, z)
+
+    def log_likelihood(
+        self, inputs: Tensor, lengths: Tensor | Sequence[int], z: Tensor | None = None
+    ) -> Tensor:
+        """log p(sketch | z) per sketch ``[B]`` in normalised units (z = μ of the encoder when not given)."""
+        lengths = as_lengths(lengths, inputs.device)
+        if self.hps.conditional and z is None:
+            z, _ = self.encode(inputs, lengths)
+        y, _ = self.decode(inputs[:, :-1], z)
+        return sketch_log_likelihood(split_output(y, self.hps.num_mixture), inputs[:, 1:], lengths)
+
+    def parameter_table(self) -> list[tuple[str, int]]:
+        """Trainable parameter counts per part, as the paper's tables list them."""
+        parts = [("encoder forward", "enc_fw"), ("encoder backward", "enc_bw"), ("mu", "enc_mu"),
+                 ("presig", "enc_presig"), ("initial state", "init_state"), ("decoder", "dec_cell"),
+                 ("output", "output")]
+        rows = []
+        for label, attr in parts:
+            module = getattr(self, attr, None)
+            if module is not None:
+                rows.append((label, sum(p.numel() for p in module.parameters() if p.requires_grad)))
+        return rows
