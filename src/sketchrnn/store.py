@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .hparams import HParams
@@ -106,7 +106,7 @@ def load_model(directory: str | Path) -> SketchRNN:
         raise ValueError(f"{config_path}: {exc}") from None
     try:
         state = load_file(weights_path)
-    except (SafetensorsError, OSError) as exc:
+    except (SafetensorError, OSError) as exc:
         raise ValueError(f"{weights_path}: not a readable safetensors file ({exc})") from None
     try:
         model.load_state_dict(state)
