@@ -69,6 +69,16 @@ class RecurrentCell(nn.Module):
         """Matrix [input_size, P] applied to the input at every step (hoisted out of the loop)."""
         raise NotImplementedError
 
+    def input_offset(self) -> Tensor | None:
+        """Constant [P] added to the projected input before the loop (None: nothing to add)."""
+        return None
+
+    def project_input(self, x: Tensor) -> Tensor:
+        """x W + offset: the per-step input term for inputs `x [..., input_size]`."""
+        xw = x @ self.input_weight()
+        offset = self.input_offset()
+        return xw if offset is None else xw + offset
+
     def step(self, xw: Tensor, state: State, keep_mask: Tensor | None) -> State:
         """One time step from the projected input `xw` [B, P]; `keep_mask` scales the candidate (or None)."""
         raise NotImplementedError
@@ -118,12 +128,19 @@ class LSTMCell(RecurrentCell):
     def input_weight(self) -> Tensor:
         return self.W_xh
 
+    def input_offset(self) -> Tensor:
+        # the gate bias and the forget bias +1, added once to the hoisted x W_xh
+        n = self.num_units
+        forget = torch.zeros_like(self.bias)
+        forget[2 * n : 3 * n] = FORGET_BIAS
+        return self.bias + forget
+
     def step(self, xw: Tensor, state: State, keep_mask: Tensor | None) -> State:
         c, h = state
-        gates = torch.addmm(xw + self.bias, h, self.W_hh)  # [i j f o] = x W_xh + h W_hh + b
+        gates = torch.addmm(xw, h, self.W_hh)  # [i j f+1 o] = x W_xh + h W_hh + b (+1 on f, in xw)
         i, j, f, o = gates.chunk(4, dim=1)
         g = _candidate(j, keep_mask)
-        c = c * torch.sigmoid(f + FORGET_BIAS) + torch.sigmoid(i) * g  # c' = c σ(f+1) + σ(i) g
+        c = c * torch.sigmoid(f) + torch.sigmoid(i) * g  # c' = c σ(f+1) + σ(i) g
         h = torch.tanh(c) * torch.sigmoid(o)  # h' = tanh(c') σ(o)
         return c, h
 

@@ -1,8 +1,9 @@
 """The time loop: runs a cell over a sequence, with recurrent dropout and optional true lengths.
 
 The input projection ``x W`` is one large matrix multiply over all time steps before the loop;
-each step then does only the recurrent part. With `lengths`, a sketch's state stops changing
-after its last real point, so the final state is the state at step ``length - 1``.
+each step then does only the recurrent part. Outputs at a step never depend on later inputs, so
+a sketch's encoding is read at its own last step (`last_outputs`) and the padding after it is
+never seen.
 """
 
 from __future__ import annotations
@@ -19,32 +20,25 @@ def dropout_masks(shape: tuple[int, ...], keep_prob: float, device=None, dtype=N
     return keep.to(dtype or torch.float32) / keep_prob
 
 
-def run_cell(
-    cell: RecurrentCell,
-    xw: Tensor,
-    state: State,
-    keep_masks: Tensor | None = None,
-    lengths: Tensor | None = None,
-) -> tuple[Tensor, State]:
-    """Run `cell` over projected inputs `xw [B, T, P]` from `state`.
+def run_cell(cell: RecurrentCell, xw: Tensor, state: State, keep_masks: Tensor | None = None) -> tuple[Tensor, State]:
+    """Run `cell` over projected inputs `xw [B, T, P]` (from ``cell.project_input``) from `state`.
 
     `keep_masks [T, B, n]` are the recurrent-dropout masks (None: no dropout). Returns the outputs
-    ``[B, T, n]`` and the final state (per sketch, the state after its last real step when
-    `lengths` is given).
+    ``[B, T, n]`` and the state after the last step.
     """
-    steps = xw.shape[1]
-    outputs = []
-    active = None
-    if lengths is not None:
-        t_index = torch.arange(steps, device=xw.device)
-        active = (t_index[:, None] < lengths.to(xw.device)[None, :]).unsqueeze(-1)  # [T, B, 1]
-    for t in range(steps):
-        new_state = cell.step(xw[:, t], state, None if keep_masks is None else keep_masks[t])
-        if active is not None:
-            new_state = tuple(torch.where(active[t], new, old) for new, old in zip(new_state, state))
-        state = new_state
+    outputs: list[Tensor] = []
+    # unbind once: indexing xw[:, t] inside the loop would make autograd build a full-size
+    # gradient buffer for every step (quadratic in the sequence length)
+    for t, xw_t in enumerate(xw.unbind(1)):
+        state = cell.step(xw_t, state, None if keep_masks is None else keep_masks[t])
         outputs.append(cell.output(state))
     return torch.stack(outputs, dim=1), state
+
+
+def last_outputs(outputs: Tensor, lengths: Tensor) -> Tensor:
+    """Each sequence's output at its last real step ``length − 1``: ``[B, n]`` from ``[B, T, n]``."""
+    index = (lengths.to(outputs.device) - 1).clamp(min=0)
+    return outputs[torch.arange(outputs.shape[0], device=outputs.device), index]
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:

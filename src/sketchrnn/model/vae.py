@@ -25,7 +25,7 @@ from .mixture import (
     sketch_log_likelihood,
     split_output,
 )
-from .recurrence import dropout_masks, reverse_padded, run_cell
+from .recurrence import dropout_masks, last_outputs, reverse_padded, run_cell
 
 STROKE_DIM = 5
 
@@ -97,11 +97,10 @@ class SketchRNN(nn.Module):
         batch, steps, _ = x.shape
         outs = []
         for cell, seq in ((self.enc_fw, x), (self.enc_bw, reverse_padded(x, lengths))):
-            xw = seq @ cell.input_weight()
             state = cell.zero_state(batch, x.device, x.dtype)
             masks = self._recurrent_masks(steps, batch, cell.num_units, x)
-            _, final = run_cell(cell, xw, state, masks, lengths)
-            outs.append(cell.output(final))
+            h, _ = run_cell(cell, cell.project_input(seq), state, masks)
+            outs.append(last_outputs(h, lengths))
         return torch.cat(outs, dim=1)
 
     def encode(self, inputs: Tensor, lengths: Tensor | Sequence[int]) -> tuple[Tensor, Tensor]:
@@ -134,14 +133,17 @@ class SketchRNN(nn.Module):
 
     def _decoder_projection(self, x: Tensor, z: Tensor | None) -> Tensor:
         """x W for every step of the decoder input [S_{i−1}; z]; the z part once per sketch, not per step."""
-        w = self.dec_cell.input_weight()
+        cell = self.dec_cell
         if self.training and self.hps.use_input_dropout and self.hps.input_dropout_prob < 1.0:
             full = x if z is None else torch.cat([x, z[:, None, :].expand(-1, x.shape[1], -1)], dim=-1)
-            return (full * dropout_masks(full.shape, self.hps.input_dropout_prob, x.device, x.dtype)) @ w
+            return cell.project_input(full * dropout_masks(full.shape, self.hps.input_dropout_prob, x.device, x.dtype))
+        w = cell.input_weight()
         xw = x @ w[:STROKE_DIM]
+        constant = cell.input_offset()
         if z is not None:
-            xw = xw + (z @ w[STROKE_DIM:])[:, None, :]
-        return xw
+            z_part = z @ w[STROKE_DIM:]
+            constant = z_part if constant is None else z_part + constant
+        return xw if constant is None else xw + (constant if constant.dim() == 1 else constant[:, None, :])
 
     def decoder_hidden(self, x: Tensor, z: Tensor | None = None, state: State | None = None) -> tuple[Tensor, State]:
         """Decoder outputs h ``[B, T, dec_rnn_size]`` for inputs `x [B, T, 5]` and the final decoder state."""
