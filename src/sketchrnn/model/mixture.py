@@ -85,18 +85,14 @@ def pen_loss(mix: Mixture, targets: Tensor) -> Tensor:
     return -(targets[..., 2:5] * F.log_softmax(mix.pen_logits, dim=-1)).sum(-1)
 
 
-def reconstruction_terms(mix: Mixture, targets: Tensor, mask_pen: bool = False) -> Tensor:
-    """L_s·(1−p3) + L_p per step; `mask_pen` also zeroes L_p after the end of each sketch."""
+def reconstruction_terms(mix: Mixture, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per step (L_s·(1−p3), L_p, 1−p3): the masked offset loss, the pen loss and the real-point mask.
+
+    The reference's L_R is the mean of L_s·(1−p3) + L_p over batch × N_max (divided by N_max, not
+    by each sketch's length); masking L_p by (1−p3) as well gives the evaluation variant.
+    """
     real = 1.0 - targets[..., 4]  # 1 for real points, 0 for the end token and padding
-    pen = pen_loss(mix, targets)
-    if mask_pen:
-        pen = pen * real
-    return offset_loss(mix, targets) * real + pen
-
-
-def reconstruction_loss(mix: Mixture, targets: Tensor, mask_pen: bool = False) -> Tensor:
-    """L_R = mean over batch × N_max of the per-step terms (the reference divides by N_max, not the length)."""
-    return reconstruction_terms(mix, targets, mask_pen).mean()
+    return offset_loss(mix, targets) * real, pen_loss(mix, targets), real
 
 
 def kl_divergence(mu: Tensor, presig: Tensor) -> Tensor:

@@ -38,7 +38,8 @@ class Loss:
     r_cost: Tensor
     kl_cost: Tensor  # floored at kl_tolerance
     kl_raw: Tensor  # before the floor
-    terms: Tensor  # per step L_s·(1−p3) + L_p, [B, N_max]
+    terms: Tensor  # per step L_s·(1−p3) + L_p (L_p masked too when asked), [B, N_max]
+    r_cost_masked: Tensor  # L_R with the pen loss masked after each sketch's end (for evaluation)
     mu: Tensor | None = None
     presig: Tensor | None = None
     z: Tensor | None = None
@@ -195,10 +196,12 @@ class SketchRNN(nn.Module):
         else:
             kl_raw = kl_cost = inputs.new_zeros(())
         y, _ = self.decode(inputs[:, :-1], z)
-        terms = reconstruction_terms(split_output(y, self.hps.num_mixture), targets, mask_pen)
+        offset, pen, real = reconstruction_terms(split_output(y, self.hps.num_mixture), targets)
+        masked_terms = offset + pen * real
+        terms = masked_terms if mask_pen else offset + pen
         r_cost = terms.mean()
         cost = r_cost + kl_weight * kl_cost
-        return Loss(cost, r_cost, kl_cost, kl_raw, terms, mu, presig, z)
+        return Loss(cost, r_cost, kl_cost, kl_raw, terms, masked_terms.mean().detach(), mu, presig, z)
 
     def log_likelihood(
         self, inputs: Tensor, lengths: Tensor | Sequence[int], z: Tensor | None = None
@@ -209,6 +212,29 @@ class SketchRNN(nn.Module):
             z, _ = self.encode(inputs, lengths)
         y, _ = self.decode(inputs[:, :-1], z)
         return sketch_log_likelihood(split_output(y, self.hps.num_mixture), inputs[:, 1:], lengths)
+
+    # ------------------------------------------------------------------ drawing (see sketchrnn.generate)
+    def sample(self, n: int = 1, temperature: float = 1.0, z=None, greedy: bool = False,
+               seed: int | None = None, max_len: int | None = None) -> list[np.ndarray]:
+        """`n` stroke-3 sketches in data units, from the prior, from `z`, or unconditionally."""
+        from ..generate import sample
+
+        return sample(self, n, temperature=temperature, z=z, greedy=greedy, seed=seed, max_len=max_len)
+
+    def reconstruct(self, sketches, temperature: float = 0.1, greedy: bool = False, use_mean: bool = True,
+                    seed: int | None = None) -> list[np.ndarray]:
+        """Encode stroke-3 sketches (data units) and draw them back at `temperature`."""
+        from ..generate import reconstruct
+
+        return reconstruct(self, sketches, temperature=temperature, greedy=greedy, use_mean=use_mean, seed=seed)
+
+    def interpolate(self, a, b, steps: int = 10, method: str = "slerp", temperature: float = 0.1,
+                    greedy: bool = False, use_mean: bool = True, seed: int | None = None) -> list[np.ndarray]:
+        """Sketches decoded along the latent path from `a` to `b` (sketches or z vectors)."""
+        from ..generate import interpolate
+
+        return interpolate(self, a, b, steps=steps, method=method, temperature=temperature, greedy=greedy,
+                           use_mean=use_mean, seed=seed)
 
     def parameter_table(self) -> list[tuple[str, int]]:
         """Trainable parameter counts per part, as the paper's tables list them."""

@@ -65,3 +65,30 @@ class TFAdam(torch.optim.Optimizer):
             torch._foreach_add_(denom, group["eps"])
             torch._foreach_addcdiv_(params, m, denom, -lr_t)  # θ ← θ − lr_t·m/(√v + ε)
         return None
+
+
+def optimizer_tensors(optimizer: TFAdam, model: torch.nn.Module) -> tuple[dict[str, Tensor], int]:
+    """Adam's moments by parameter name (for a safetensors file) and its step count."""
+    out: dict[str, Tensor] = {}
+    step = 0
+    for name, p in model.named_parameters():
+        state = optimizer.state.get(p)
+        if state:
+            out[f"adam.m.{name}"] = state["exp_avg"]
+            out[f"adam.v.{name}"] = state["exp_avg_sq"]
+            step = int(state["step"])
+    return out, step
+
+
+def load_optimizer_tensors(optimizer: TFAdam, model: torch.nn.Module, tensors: dict[str, Tensor], step: int) -> None:
+    """Restore what `optimizer_tensors` saved."""
+    for name, p in model.named_parameters():
+        m, v = tensors.get(f"adam.m.{name}"), tensors.get(f"adam.v.{name}")
+        if m is None or v is None:
+            if step:
+                raise ValueError(f"the optimizer state has no moments for parameter {name}")
+            continue
+        if m.shape != p.shape or v.shape != p.shape:
+            raise ValueError(f"the optimizer state for {name} has shape {list(m.shape)}, expected {list(p.shape)}")
+        optimizer.state[p] = {"step": step, "exp_avg": m.to(p.device, p.dtype).clone(),
+                              "exp_avg_sq": v.to(p.device, p.dtype).clone()}

@@ -1,0 +1,220 @@
+"""Drawing with a trained model: batched sampling, reconstruction and latent interpolation.
+
+Sampling runs many sketches in one batch; a sketch leaves the batch when it draws the
+end-of-sketch state. Temperature τ is applied as the reference applies it: the mixture weights
+and pen probabilities become softmax(logits / τ) and every σ is multiplied by τ (the covariance by
+τ²); τ = 0 or ``greedy=True`` takes the most likely component and pen state and the component's
+mean. Sketches come back as stroke-3 arrays in data units (offsets multiplied by the scale factor).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data.strokes import pad_batch
+from .model import SketchRNN
+from .model.mixture import split_output
+from .model.vae import STROKE_DIM
+
+
+def _generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    if seed is None:
+        return None
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def _as_z(model: SketchRNN, z, n: int, gen: torch.Generator | None, device, dtype) -> Tensor | None:
+    """z as a [n, z_size] tensor: given (one vector broadcast, or one per sketch) or drawn from N(0, I)."""
+    if not model.hps.conditional:
+        return None
+    size = model.hps.z_size
+    if z is None:
+        return torch.randn(n, size, generator=gen, device=device, dtype=dtype)
+    z = torch.as_tensor(np.asarray(z) if not isinstance(z, Tensor) else z, dtype=dtype, device=device)
+    if z.dim() == 1:
+        z = z[None].expand(n, -1)
+    if z.shape != (n, size):
+        raise ValueError(f"z must have shape [{size}] or [{n}, {size}], got {list(z.shape)}")
+    return z
+
+
+def _draw(logits: Tensor, temperature: float, greedy: bool, gen: torch.Generator | None) -> Tensor:
+    """Index drawn from softmax(logits / τ) (argmax when greedy)."""
+    if greedy:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+
+
+@torch.inference_mode()
+def sample(
+    model: SketchRNN,
+    n: int = 1,
+    temperature: float = 1.0,
+    z=None,
+    greedy: bool = False,
+    seed: int | None = None,
+    max_len: int | None = None,
+) -> list[np.ndarray]:
+    """`n` sketches (stroke-3, data units), from the prior, from `z`, or unconditionally."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    greedy = greedy or temperature == 0
+    model.eval()
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    gen = _generator(seed, device)
+    max_len = int(max_len or model.hps.max_seq_len)
+    z = _as_z(model, z, n, gen, device, dtype)
+    cell, m = model.dec_cell, model.hps.num_mixture
+
+    state = model.initial_state(z, n, device, dtype)
+    w = cell.input_weight()
+    w_stroke = w[:STROKE_DIM]
+    constant = cell.input_offset()  # the z part of [S; z] W, once per sketch
+    if z is not None:
+        constant = z @ w[STROKE_DIM:] + (0 if constant is None else constant)
+    if constant is None:
+        constant = torch.zeros(w.shape[1], device=device, dtype=dtype)
+    constant = constant.expand(n, -1)
+
+    x = torch.zeros(n, STROKE_DIM, device=device, dtype=dtype)
+    x[:, 2] = 1  # S0 = (0, 0, 1, 0, 0)
+    out = torch.zeros(max_len, n, 3, device=device, dtype=dtype)
+    lengths = torch.full((n,), max_len, dtype=torch.long)
+    active = torch.arange(n, device=device)
+    rows = torch.arange(n, device=device)
+    for t in range(max_len):
+        state = cell.step(torch.addmm(constant, x, w_stroke), state, None)
+        mix = split_output(model.output(cell.output(state)), m)
+        a = len(active)
+        k = _draw(mix.pi_logits, temperature, greedy, gen)  # mixture component j ~ Π(τ)
+        pen = _draw(mix.pen_logits, temperature, greedy, gen)  # pen state ~ q(τ)
+        pick = rows[:a]
+        mu1, mu2 = mix.mu1[pick, k], mix.mu2[pick, k]
+        if greedy:
+            dx, dy = mu1, mu2
+        else:
+            s1, s2, rho = mix.sigma1[pick, k] * temperature, mix.sigma2[pick, k] * temperature, mix.rho[pick, k]
+            e = torch.randn(2, a, generator=gen, device=device, dtype=dtype)
+            dx = mu1 + s1 * e[0]
+            dy = mu2 + s2 * (rho * e[0] + torch.sqrt(1 - rho * rho) * e[1])
+        out[t, active, 0], out[t, active, 1] = dx, dy
+        out[t, active, 2] = (pen == 1).to(dtype)
+        x = torch.zeros(a, STROKE_DIM, device=device, dtype=dtype)
+        x[:, 0], x[:, 1] = dx, dy
+        x[pick, 2 + pen] = 1
+        done = pen == 2
+        if bool(done.any()):  # finished sketches leave the batch
+            lengths[active[done].cpu()] = t
+            keep = ~done
+            active, x, constant = active[keep], x[keep], constant[keep]
+            state = tuple(s[keep] for s in state)
+            if len(active) == 0:
+                break
+    strokes = out.permute(1, 0, 2).cpu().numpy().astype(np.float64)
+    result = []
+    for i in range(n):
+        s = strokes[i, : int(lengths[i])].copy()
+        s[:, 0:2] *= model.scale_factor
+        if len(s):
+            s[-1, 2] = 1  # every sketch ends with the pen up
+        result.append(s)
+    return result
+
+
+def _normalized_batch(model: SketchRNN, sketches: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
+    """stroke-3 sketches in data units → a padded, normalised model batch and its lengths."""
+    if len(sketches) == 0:
+        raise ValueError("no sketches given")
+    normalized = []
+    for i, s in enumerate(sketches):
+        s = np.asarray(s, dtype=np.float32)
+        if s.ndim != 2 or s.shape[1] != 3 or len(s) == 0:
+            raise ValueError(f"sketch {i} must be a non-empty [n, 3] stroke-3 array, got shape {s.shape}")
+        s = s.copy()
+        s[:, 0:2] /= np.float32(model.scale_factor)
+        normalized.append(s)
+    longest = max(len(s) for s in normalized)
+    param = next(model.parameters())
+    inputs = torch.from_numpy(pad_batch(normalized, longest)).to(param.device, param.dtype)
+    return inputs, torch.tensor([len(s) for s in normalized])
+
+
+@torch.inference_mode()
+def encode(model: SketchRNN, sketches: Sequence[np.ndarray], use_mean: bool = True, seed: int | None = None) -> Tensor:
+    """Latent vectors ``[B, z_size]`` of stroke-3 sketches in data units: μ, or μ + σ·ε when not `use_mean`."""
+    if not model.hps.conditional:
+        raise ValueError("an unconditional model has no encoder: it cannot encode sketches")
+    model.eval()
+    inputs, lengths = _normalized_batch(model, sketches)
+    mu, presig = model.encode(inputs, lengths)
+    if use_mean:
+        return mu
+    eps = torch.randn(mu.shape, generator=_generator(seed, mu.device), device=mu.device, dtype=mu.dtype)
+    return model.reparameterize(mu, presig, eps)
+
+
+def reconstruct(
+    model: SketchRNN,
+    sketches: Sequence[np.ndarray],
+    temperature: float = 0.1,
+    greedy: bool = False,
+    use_mean: bool = True,
+    seed: int | None = None,
+) -> list[np.ndarray]:
+    """Encode each sketch and draw it back from its z at `temperature`."""
+    z = encode(model, sketches, use_mean=use_mean, seed=seed)
+    return sample(model, len(sketches), temperature=temperature, z=z, greedy=greedy, seed=seed)
+
+
+def lerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Linear interpolation (1 − t)·a + t·b."""
+    return (1 - t) * a + t * b
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation along the great circle between a and b (linear when they are parallel)."""
+    cos = np.dot(a / np.linalg.norm(a), b / np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if np.sin(omega) < 1e-8:  # the reference divides by sin ω here and returns NaN
+        return lerp(a, b, t)
+    return np.sin((1 - t) * omega) / np.sin(omega) * a + np.sin(t * omega) / np.sin(omega) * b
+
+
+def interpolate(
+    model: SketchRNN,
+    a,
+    b,
+    steps: int = 10,
+    method: str = "slerp",
+    temperature: float = 0.1,
+    greedy: bool = False,
+    use_mean: bool = True,
+    seed: int | None = None,
+) -> list[np.ndarray]:
+    """Sketches decoded along the path from a's latent vector to b's (each a stroke-3 sketch or a z)."""
+    if method not in ("slerp", "lerp"):
+        raise ValueError(f"method must be 'slerp' or 'lerp', got {method!r}")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}")
+    ends = []
+    for v in (a, b):
+        v = np.asarray(v, dtype=np.float64)
+        if v.ndim == 1:
+            if len(v) != model.hps.z_size:
+                raise ValueError(f"a latent vector must have {model.hps.z_size} values, got {len(v)}")
+            ends.append(v)
+        else:
+            ends.append(encode(model, [v], use_mean=use_mean, seed=seed)[0].double().cpu().numpy())
+    fn = slerp if method == "slerp" else lerp
+    zs = np.stack([fn(ends[0], ends[1], t) for t in np.linspace(0.0, 1.0, steps)])
+    return sample(model, steps, temperature=temperature, z=zs, greedy=greedy, seed=seed)

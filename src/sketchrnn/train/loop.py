@@ -1,0 +1,287 @@
+"""The training loop: magenta's `sketch_rnn_train.train`, with exact resume and safe checkpoints.
+
+Each step: lr and KL weight from the step count before the update, a random augmented batch,
+``cost = L_R + w_KL · max(L_KL, kl_tolerance)``, element-wise gradient clipping, TF-style Adam.
+Every `save_every` steps the model is evaluated on the validation split (no dropout, z sampled
+with a fixed noise stream, KL weight `kl_weight_start` as the reference's eval model has it); the
+best model on validation is saved and evaluated on the test split. A non-finite loss or gradient
+skips the update; too many in a row stop training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..data import SketchData, SketchDataset, load_dataset
+from ..data.sources import resolve
+from ..hparams import HParams
+from ..model import SketchRNN
+from . import checkpoint as ckpt
+from .optim import TFAdam, clip_gradients_, kl_weight, learning_rate, load_optimizer_tensors, optimizer_tensors
+
+EVAL_SEED_OFFSET = 7919  # the validation noise stream is seed + this, fresh for every evaluation
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (message says why and what is safe on disk)."""
+
+
+@dataclass
+class EvalResult:
+    """Average losses over a split's evaluation batches."""
+
+    cost: float
+    r_cost: float
+    kl_cost: float
+    r_cost_masked: float
+    sketches: int
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+@torch.no_grad()
+def evaluate(model: SketchRNN, split: SketchDataset, kl_weight_value: float, seed: int = 0) -> EvalResult:
+    """L_R (the reference's unmasked way and the masked way), L_KL and cost averaged over a split."""
+    was_training = model.training
+    model.eval()
+    bs = model.hps.batch_size
+    drop_last = len(split) >= bs  # the reference drops the remainder; a tiny split keeps it
+    gen = torch.Generator().manual_seed(seed)
+    sums = np.zeros(4)
+    batches = count = 0
+    for batch in split.batches(bs, drop_last=drop_last):
+        x = torch.from_numpy(batch.inputs)
+        eps = torch.randn(len(batch), model.hps.z_size, generator=gen) if model.hps.conditional else None
+        loss = model.compute_loss(x, batch.lengths, kl_weight_value, eps=eps)
+        sums += [loss.cost.item(), loss.r_cost.item(), loss.kl_cost.item(), loss.r_cost_masked.item()]
+        batches += 1
+        count += len(batch)
+    model.train(was_training)
+    if batches == 0:
+        raise ValueError("the split has no sketches to evaluate")
+    cost, r, kl, r_masked = (sums / batches).tolist()
+    return EvalResult(cost, r, kl, r_masked, count)
+
+
+class MetricsLog:
+    """metrics.jsonl always; TensorBoard scalars too when `tensorboard` is installed."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+        except Exception:  # tensorboard is optional
+            self.tb = None
+
+    def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"kind": kind, "step": step, **values}) + "\n")
+        if self.tb is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    self.tb.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+
+def _note(bar, text: str) -> None:
+    if bar is not None:
+        bar.write(text)
+    else:
+        print(text, flush=True)
+
+
+@dataclass
+class TrainSummary:
+    """What a call to `train` did."""
+
+    run_dir: Path
+    step: int
+    best_valid_cost: float | None
+    stopped: str  # "steps", "minutes"
+    train_costs: list[float]
+
+
+def _describe(hps: HParams, data_paths: Sequence[str], data: SketchData, seed: int, explicit_len: bool) -> dict:
+    return {
+        "format": "sketchrnn-run",
+        "version": 1,
+        "hparams": hps.to_magenta_dict(),
+        "data": [str(p) for p in data_paths],
+        "max_seq_len": data.max_seq_len,
+        "explicit_max_seq_len": explicit_len,
+        "scale_factor": data.scale_factor,
+        "seed": seed,
+        "counts": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)},
+    }
+
+
+def train(
+    run_dir: str | Path,
+    hps: HParams | None = None,
+    data: Sequence[str | Path] | None = None,
+    steps: int | None = None,
+    minutes: float | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    max_seq_len: int | None = None,
+    progress: bool = True,
+    log_every: int = 20,
+    max_nonfinite: int = 20,
+) -> TrainSummary:
+    """Train (or, with `resume`, continue) a run in `run_dir` until step `steps` or `minutes` pass.
+
+    `steps` is the run's total step count, as magenta's num_steps: a resumed run stops at that
+    step, not that many steps later. Without `max_seq_len`, N_max is the data's longest sketch.
+    """
+    run_dir = Path(run_dir)
+    start_time = time.monotonic()
+    if resume:
+        if not ckpt.is_run_dir(run_dir):
+            raise FileNotFoundError(f"{run_dir}: no run to resume (run.json is missing)")
+        description = ckpt.read_run(run_dir)
+        hps = HParams.from_dict(description["hparams"])
+        data_paths = description["data"]
+        seed = int(description["seed"])
+        max_seq_len = description["max_seq_len"] if description.get("explicit_max_seq_len") else None
+    else:
+        if ckpt.is_run_dir(run_dir) and ckpt.read_pointer(run_dir):
+            raise FileExistsError(f"{run_dir}: already holds a trained run; use --resume to continue it or --out for a new one")
+        hps = hps or HParams()
+        data_paths = [str(resolve(p)) for p in (data or hps.data_set or ["aaron_sheep"])]
+    total_steps = int(steps if steps is not None else hps.num_steps)
+
+    dataset = load_dataset(data_paths, max_seq_len=max_seq_len, random_scale_factor=hps.random_scale_factor,
+                           augment_stroke_prob=hps.augment_stroke_prob, seed=seed)
+    hps = hps.replace(max_seq_len=dataset.max_seq_len, data_set=[Path(p).name for p in data_paths])
+    if resume:
+        if not math.isclose(dataset.scale_factor, description["scale_factor"], rel_tol=1e-6):
+            raise TrainingError(f"{run_dir}: the data changed since the run started (scale factor "
+                                f"{dataset.scale_factor:g}, recorded {description['scale_factor']:g})")
+        model, state = ckpt.load_trainer_state(run_dir)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.write_run(run_dir, _describe(hps, data_paths, dataset, seed, max_seq_len is not None))
+        torch.manual_seed(seed)
+        model = SketchRNN(hps, scale_factor=dataset.scale_factor)
+        state = ckpt.TrainerState()
+    optimizer = TFAdam(model.parameters(), lr=hps.learning_rate)
+    if resume:
+        load_optimizer_tensors(optimizer, model, state.optimizer, state.optimizer_step)
+        if state.torch_rng is not None:
+            torch.set_rng_state(state.torch_rng)
+        for name, value in state.numpy_rng.items():
+            dataset.split(name).rng.set_state(ckpt.numpy_state_from_json(value))
+
+    log = MetricsLog(run_dir)
+    bar = _progress(total_steps, state.step, progress)
+    model.train()
+    params = list(model.parameters())
+    train_costs: list[float] = []
+    last_saved = state.step if resume else -1
+    stopped = "steps"
+    elapsed_before = state.elapsed_seconds
+
+    def snapshot() -> ckpt.TrainerState:
+        tensors, opt_step = optimizer_tensors(optimizer, model)
+        state.optimizer, state.optimizer_step = tensors, opt_step
+        state.torch_rng = torch.get_rng_state()
+        state.numpy_rng = {name: ckpt.numpy_state_to_json(dataset.split(name).rng.get_state())
+                           for name in ("train", "valid", "test")}
+        state.elapsed_seconds = elapsed_before + time.monotonic() - start_time
+        return state
+
+    try:
+        while state.step < total_steps:
+            if minutes is not None and time.monotonic() - start_time >= minutes * 60:
+                stopped = "minutes"
+                break
+            t0 = time.perf_counter()
+            step = state.step
+            lr, klw = learning_rate(hps, step), kl_weight(hps, step)
+            batch = dataset.train.random_batch(hps.batch_size)
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.compute_loss(torch.from_numpy(batch.inputs), batch.lengths, klw)
+            finite = bool(torch.isfinite(loss.cost))
+            if finite:
+                loss.cost.backward()
+                finite = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
+            if not finite:
+                state.nonfinite_streak += 1
+                log.write("nonfinite", step, {"streak": state.nonfinite_streak})
+                _note(bar, f"step {step}: non-finite loss or gradient; update skipped "
+                           f"({state.nonfinite_streak} in a row)")
+                if state.nonfinite_streak >= max_nonfinite:
+                    raise TrainingError(
+                        f"{state.nonfinite_streak} non-finite losses in a row at step {step}: stopping. "
+                        f"The last good checkpoint in {run_dir} is intact; try a lower learning_rate or grad_clip.")
+                optimizer.zero_grad(set_to_none=True)
+                continue
+            state.nonfinite_streak = 0
+            clip_gradients_(params, hps.grad_clip)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.step()
+            state.step += 1
+            cost = loss.cost.item()
+            train_costs.append(cost)
+            seconds = time.perf_counter() - t0
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(cost=f"{cost:.3f}", r=f"{loss.r_cost.item():.3f}", kl=f"{loss.kl_cost.item():.3f}",
+                                lr=f"{lr:.2e}", klw=f"{klw:.3f}", sk_s=f"{hps.batch_size / seconds:.0f}", refresh=False)
+            if state.step % log_every == 0 or state.step == 1:
+                log.write("train", state.step, {"cost": cost, "r_cost": loss.r_cost.item(),
+                                                "kl_cost": loss.kl_cost.item(), "lr": lr, "kl_weight": klw,
+                                                "sketches_per_second": hps.batch_size / seconds,
+                                                "seconds_per_step": seconds})
+            if state.step % hps.save_every == 0:
+                _validate_and_save(run_dir, model, dataset, hps, seed, state, snapshot, log, bar)
+                last_saved = state.step
+    finally:
+        if bar is not None:
+            bar.close()
+    if state.step != last_saved:
+        ckpt.save_checkpoint(run_dir, model, "last", state.step, snapshot())
+    log.close()
+    return TrainSummary(run_dir, state.step, state.best_valid_cost, stopped, train_costs)
+
+
+def _validate_and_save(run_dir, model, dataset, hps, seed, state, snapshot, log, bar) -> None:
+    t0 = time.perf_counter()
+    valid = evaluate(model, dataset.valid, hps.kl_weight_start, seed + EVAL_SEED_OFFSET)
+    log.write("valid", state.step, {**valid.as_dict(), "seconds": time.perf_counter() - t0})
+    text = f"step {state.step}: valid cost {valid.cost:.4f} (L_R {valid.r_cost:.4f}, L_KL {valid.kl_cost:.4f})"
+    if state.best_valid_cost is None or valid.cost < state.best_valid_cost:
+        state.best_valid_cost, state.best_step = valid.cost, state.step
+        test = evaluate(model, dataset.test, hps.kl_weight_start, seed + EVAL_SEED_OFFSET) if len(dataset.test) else None
+        if test is not None:
+            log.write("test", state.step, test.as_dict())
+            text += f"; new best, test cost {test.cost:.4f}"
+        ckpt.save_checkpoint(run_dir, model, "best", state.step,
+                             extra={"step": state.step, "valid": valid.as_dict(),
+                                    "test": test.as_dict() if test else None})
+    _note(bar, text)
+    ckpt.save_checkpoint(run_dir, model, "last", state.step, snapshot())
