@@ -1,16 +1,183 @@
-"""The ``sketchrnn`` command line."""
+"""The ``sketchrnn`` command line: a thin shell over the Python API.
+
+    sketchrnn train [--data PATH_OR_NAME ...] [--out RUN_DIR] [--preset tiny|small|paper]
+                    [--hparams STR] [--steps N] [--minutes M] [--seed S] [--resume]
+    sketchrnn eval RUN_DIR [--split test]
+    sketchrnn sample RUN_DIR [--n N] [--temperature T] [--seed S] [--out DIR]
+    sketchrnn reconstruct RUN_DIR [--split test | --file F] [--n N] [--temperatures T,...] [--out DIR]
+    sketchrnn interpolate RUN_DIR [--split test | --file F] [--pair I J] [--steps K] [--out DIR]
+    sketchrnn info MODEL
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from . import __version__
+from .train.loop import EVAL_SEED_OFFSET, TrainingError
+
+
+# ---------------------------------------------------------------------------- helpers
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _write_sketches(out: Path, sketches: list[np.ndarray], name: str, gif: bool = False) -> None:
+    """Each sketch as SVG and PNG (and GIF), plus the strokes in an .npz that sketchrnn.data reads back."""
+    from .data.npz import save_npz
+    from .render import save_gif, save_png, save_svg
+
+    out.mkdir(parents=True, exist_ok=True)
+    for i, s in enumerate(sketches):
+        save_svg(s, out / f"{name}_{i:03d}.svg")
+        save_png(s, out / f"{name}_{i:03d}.png")
+        if gif:
+            save_gif(s, out / f"{name}_{i:03d}.gif")
+    save_npz(out / f"{name}.npz", {name: [s.astype(np.float32) for s in sketches]}, dtype=np.float32)
+
+
+def _write_grid(out: Path, grid: list[list], name: str, **labels) -> None:
+    from .render import grid_png, grid_svg
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.svg").write_text(grid_svg(grid, **labels))
+    grid_png(grid, **labels).save(out / f"{name}.png")
+
+
+def _run_sketches(model_path: str, split: str, file: str | None) -> list[np.ndarray]:
+    """Sketches (stroke-3, data units) from a .npz file or from the data of a training run."""
+    from .data.dataset import read_splits
+    from .data.npz import load_npz
+    from .train.checkpoint import is_run_dir, read_run
+
+    if file:
+        data = load_npz(file)
+        if split not in data:
+            split = next(iter(data))
+        return data[split]
+    path = Path(model_path)
+    if not is_run_dir(path):
+        raise ValueError(f"{path}: not a training run, so it has no data: pass --file with sketches")
+    run = read_run(path)
+    sketches = read_splits(run["data"])[split]
+    return [s for s in sketches if len(s) <= run["max_seq_len"]]
+
+
+def _pick(sketches: list[np.ndarray], n: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(sketches), size=min(n, len(sketches)), replace=False)
+    return [np.asarray(sketches[i], dtype=np.float64) for i in sorted(idx)]
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    from .hparams import HParams
+    from .train import train
+
+    hps = HParams.preset(args.preset)
+    if args.hparams:
+        hps = HParams.parse(args.hparams, base=hps)
+    explicit_len = args.max_seq_len
+    if args.hparams and "max_seq_len" in args.hparams:
+        explicit_len = hps.max_seq_len
+    data = args.data or None
+    out = Path(args.out or Path("runs") / Path(str((data or hps.data_set)[0])).stem)
+    summary = train(out, hps, data=data, steps=args.steps, minutes=args.minutes, seed=args.seed,
+                    resume=args.resume, max_seq_len=explicit_len, progress=not args.quiet)
+    best = f", best valid cost {summary.best_valid_cost:.4f}" if summary.best_valid_cost is not None else ""
+    print(f"{summary.run_dir}: stopped at step {summary.step} ({summary.stopped}){best}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import load_dataset
+    from .train import evaluate, load_run_model
+    from .train.checkpoint import read_run
+
+    run = read_run(Path(args.run_dir))
+    model = load_run_model(Path(args.run_dir), args.which)
+    data = load_dataset(run["data"], max_seq_len=run["max_seq_len"], random_scale_factor=0,
+                        augment_stroke_prob=0, seed=run["seed"])
+    split = data.split(args.split)
+    result = evaluate(model, split, model.hps.kl_weight_start, run["seed"] + EVAL_SEED_OFFSET)
+    lls = []
+    with torch.no_grad():
+        for batch in split.batches(model.hps.batch_size, drop_last=False):
+            lls.extend(model.log_likelihood(torch.from_numpy(batch.inputs), batch.lengths).tolist())
+    report = {"split": args.split, **result.as_dict(), "mean_log_likelihood": float(np.mean(lls))}
+    print(f"{args.split}: L_R {result.r_cost:.4f} (pen loss masked: {result.r_cost_masked:.4f}), "
+          f"L_KL {result.kl_cost:.4f}, cost {result.cost:.4f} over {result.sketches} sketches; "
+          f"mean log-likelihood per sketch {report['mean_log_likelihood']:.2f}")
+    if args.per_sketch:
+        Path(args.per_sketch).write_text(json.dumps({**report, "log_likelihood": lls}, indent=1))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from . import load
+    from .render import grid_from_list
+
+    model = load(args.run_dir, args.which)
+    z = np.load(args.z, allow_pickle=False) if args.z else None
+    sketches = model.sample(args.n, temperature=args.temperature, z=z, greedy=args.greedy, seed=args.seed)
+    out = Path(args.out)
+    _write_sketches(out, sketches, "sample", gif=args.gif)
+    _write_grid(out, grid_from_list(sketches, args.columns), "grid")
+    print(f"wrote {len(sketches)} sketches to {out}/ (sample_*.svg, sample_*.png, grid.svg, grid.png, sample.npz)")
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from . import load
+
+    model = load(args.run_dir, args.which)
+    originals = _pick(_run_sketches(args.run_dir, args.split, args.file), args.n, args.seed)
+    columns = [originals]
+    for t in args.temperatures:
+        columns.append(model.reconstruct(originals, temperature=t, use_mean=not args.sample_z, seed=args.seed))
+    grid = [list(row) for row in zip(*columns)]
+    out = Path(args.out)
+    _write_grid(out, grid, "reconstruct", column_labels=["original"] + [f"τ={t:g}" for t in args.temperatures])
+    for k, t in enumerate(args.temperatures):
+        _write_sketches(out, columns[k + 1], f"reconstruct_t{t:g}")
+    _write_sketches(out, originals, "original")
+    print(f"wrote {len(originals)} originals and their reconstructions at τ={args.temperatures} to {out}/")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from . import load
+
+    model = load(args.run_dir, args.which)
+    sketches = _run_sketches(args.run_dir, args.split, args.file)
+    if args.pair:
+        i, j = args.pair
+        if not (0 <= i < len(sketches) and 0 <= j < len(sketches)):
+            raise ValueError(f"--pair {i} {j}: the split has {len(sketches)} sketches")
+        a, b = sketches[i], sketches[j]
+    else:
+        a, b = _pick(sketches, 2, args.seed)
+    row = model.interpolate(np.asarray(a, float), np.asarray(b, float), steps=args.steps, method=args.method,
+                            temperature=args.temperature, use_mean=not args.sample_z, seed=args.seed)
+    out = Path(args.out)
+    _write_grid(out, [[np.asarray(a, float)] + row + [np.asarray(b, float)]], "interpolate")
+    _write_sketches(out, row, "interpolate")
+    print(f"wrote a {args.method} interpolation of {args.steps} steps to {out}/")
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Print a model's configuration and parameter counts."""
     from . import load
 
     model = load(args.model)
@@ -26,12 +193,79 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- parser
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a training run, a saved model directory or a .gen.json file")
+    p.add_argument("--which", choices=["best", "last"], default="best",
+                   help="for a run: the best model on validation (default) or the latest checkpoint")
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split of the run's data")
+    p.add_argument("--file", help="take sketches from this .npz instead of the run's data")
+    p.add_argument("--sample-z", action="store_true", help="encode to μ + σ·ε instead of the mean μ")
+    p.add_argument("--seed", type=int, default=0, help="seed for picking sketches and drawing")
+    p.add_argument("--out", default="out", help="output directory (default: out)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sketchrnn", description="sketch-rnn in PyTorch: train, sample, draw.")
     parser.add_argument("--version", action="version", version=f"sketchrnn {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("info", help="show a model's settings and parameter counts")
-    p.add_argument("model", help="a sketchrnn model directory or a magenta-js .gen.json file")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model (or --resume one)", description="Train sketch-rnn.")
+    p.add_argument("--data", nargs="+", metavar="PATH_OR_NAME",
+                   help=".npz files or official dataset names (default: the bundled aaron_sheep)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/<first dataset>)")
+    p.add_argument("--preset", default="paper", choices=["tiny", "small", "paper"], help="model size (default paper)")
+    p.add_argument("--hparams", default="", help='magenta-style overrides, e.g. "dec_model=hyper,conditional=0"')
+    p.add_argument("--steps", type=int, help="total step count of the run (magenta's num_steps)")
+    p.add_argument("--minutes", type=float, help="stop this invocation after this many minutes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-seq-len", type=int, help="drop sketches longer than this (default: keep all)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="losses and log-likelihood on a split", description="Evaluate a run.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--which", choices=["best", "last"], default="best")
+    p.add_argument("--per-sketch", metavar="FILE.json", help="also write each sketch's log-likelihood")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sample", help="draw new sketches", description="Sample sketches in one batch.")
+    _model_args(p)
+    p.add_argument("--n", type=int, default=16, help="number of sketches (default 16)")
+    p.add_argument("--temperature", type=float, default=1.0, help="τ; 0 means greedy (default 1.0)")
+    p.add_argument("--greedy", action="store_true", help="most likely component, pen state and offsets")
+    p.add_argument("--z", metavar="FILE.npy", help="latent vector(s) to decode instead of prior draws")
+    p.add_argument("--seed", type=int, help="seed for repeatable output")
+    p.add_argument("--columns", type=int, default=4, help="columns of the grid picture")
+    p.add_argument("--gif", action="store_true", help="also write an animated GIF per sketch")
+    p.add_argument("--out", default="samples", help="output directory (default: samples)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("reconstruct", help="encode sketches and draw them back",
+                       description="Originals beside their reconstructions.")
+    _model_args(p)
+    _source_args(p)
+    p.add_argument("--n", type=int, default=8, help="number of sketches (default 8)")
+    p.add_argument("--temperatures", type=_floats, default=[0.1, 0.5, 1.0], help="comma-separated τ values")
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("interpolate", help="decode along the latent path between two sketches",
+                       description="Interpolate between two sketches' latent vectors.")
+    _model_args(p)
+    _source_args(p)
+    p.add_argument("--pair", type=int, nargs=2, metavar=("I", "J"), help="indices of the two sketches")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
+    p.add_argument("--temperature", type=float, default=0.1)
+    p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("info", help="a model's settings and parameter counts")
+    p.add_argument("model", help="a run, a saved model directory or a magenta-js .gen.json file")
     p.set_defaults(func=cmd_info)
     return parser
 
@@ -41,7 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:  # bad input: one clear line, no traceback
+    except KeyboardInterrupt:
+        print("sketchrnn: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, TrainingError) as exc:  # bad input or a stopped run: one clear line
         print(f"sketchrnn: error: {exc}", file=sys.stderr)
         return 2
 

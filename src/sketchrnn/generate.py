@@ -5,6 +5,10 @@ end-of-sketch state. Temperature τ is applied as the reference applies it: the 
 and pen probabilities become softmax(logits / τ) and every σ is multiplied by τ (the covariance by
 τ²); τ = 0 or ``greedy=True`` takes the most likely component and pen state and the component's
 mean. Sketches come back as stroke-3 arrays in data units (offsets multiplied by the scale factor).
+
+Two choices differ from the reference sampler, which always runs N_max steps and cuts at the
+first end-of-sketch: the end-of-sketch state cannot be drawn at the first step (so every sketch
+has a point), and the last point of every sketch lifts the pen.
 """
 
 from __future__ import annotations
@@ -97,7 +101,11 @@ def sample(
         mix = split_output(model.output(cell.output(state)), m)
         a = len(active)
         k = _draw(mix.pi_logits, temperature, greedy, gen)  # mixture component j ~ Π(τ)
-        pen = _draw(mix.pen_logits, temperature, greedy, gen)  # pen state ~ q(τ)
+        pen_logits = mix.pen_logits
+        if t == 0:  # a sketch has at least one point: no end-of-sketch before the first move
+            pen_logits = pen_logits.clone()
+            pen_logits[:, 2] = -float("inf")
+        pen = _draw(pen_logits, temperature, greedy, gen)  # pen state ~ q(τ)
         pick = rows[:a]
         mu1, mu2 = mix.mu1[pick, k], mix.mu2[pick, k]
         if greedy:

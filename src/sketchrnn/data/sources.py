@@ -70,4 +70,7 @@ def resolve(spec: str | Path) -> Path:
         return bundled_path(stem)
     if os.sep in name or "/" in name:
         raise DataFileError(f"{name}: no such file")
-    return download(stem)
+    try:
+        return download(stem)
+    except DataFileError as exc:
+        raise DataFileError(f"{name}: no such file or bundled dataset, and as an official dataset: {exc}") from None
