@@ -36,6 +36,8 @@ def _generator(seed: int | None, device: torch.device) -> torch.Generator | None
 def _as_z(model: SketchRNN, z, n: int, gen: torch.Generator | None, device, dtype) -> Tensor | None:
     """z as a [n, z_size] tensor: given (one vector broadcast, or one per sketch) or drawn from N(0, I)."""
     if not model.hps.conditional:
+        if z is not None:
+            raise ValueError("an unconditional model has no latent vector z: sample it without z")
         return None
     size = model.hps.z_size
     if z is None:
@@ -191,7 +193,10 @@ def lerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     """Spherical interpolation along the great circle between a and b (linear when they are parallel)."""
-    cos = np.dot(a / np.linalg.norm(a), b / np.linalg.norm(b))
+    norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
+    if norm_a == 0 or norm_b == 0:  # no direction to rotate from or to
+        return lerp(a, b, t)
+    cos = np.dot(a / norm_a, b / norm_b)
     omega = np.arccos(np.clip(cos, -1.0, 1.0))
     if np.sin(omega) < 1e-8:  # the reference divides by sin ω here and returns NaN
         return lerp(a, b, t)
@@ -210,6 +215,8 @@ def interpolate(
     seed: int | None = None,
 ) -> list[np.ndarray]:
     """Sketches decoded along the path from a's latent vector to b's (each a stroke-3 sketch or a z)."""
+    if not model.hps.conditional:
+        raise ValueError("an unconditional model has no latent space: it cannot interpolate")
     if method not in ("slerp", "lerp"):
         raise ValueError(f"method must be 'slerp' or 'lerp', got {method!r}")
     if steps < 2:

@@ -1,0 +1,304 @@
+"""Tests for the ``sketchrnn`` command line, end to end on real data and real models.
+
+Every command's ``--help`` runs through the installed console script; the commands themselves run
+in-process through ``sketchrnn.cli.main`` (same code, no interpreter start-up per call) on a small
+run trained here on 40 real sheep and on the official magenta-js sheep model. The pictures they
+write are opened and checked, not just listed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sketchrnn
+from conftest import GOLDEN_TF, MODELS_JS, ROOT
+from sketchrnn.cli import main
+from sketchrnn.data import load_npz
+from sketchrnn.train import is_run_dir
+
+SUBSET = GOLDEN_TF / "aaron_sheep_subset_le60.npz"
+SHEEP = MODELS_JS / "sheep.gen.json"
+COMMANDS = ("train", "eval", "sample", "reconstruct", "interpolate", "info")
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The models here are small: one thread is fastest, and never fights other work for the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A run trained by the CLI: tiny preset, 40 steps, validation every 20."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    rc = main(["train", "--data", str(SUBSET), "--preset", "tiny", "--hparams", "save_every=20",
+               "--steps", "40", "--out", str(out), "--quiet"])
+    assert rc == 0
+    return out
+
+
+# ---------------------------------------------------------------------------- file checks
+def check_svg(path: Path) -> None:
+    root = ET.parse(path).getroot()
+    assert root.tag == f"{SVG_NS}svg", f"{path.name}: root is {root.tag}"
+    paths = root.findall(f".//{SVG_NS}path")
+    assert paths, f"{path.name} has no <path>"
+    assert any(p.get("d", "").strip() for p in paths), f"{path.name}: every path is empty"
+
+
+def check_png(path: Path) -> None:
+    with Image.open(path) as img:
+        assert img.format == "PNG", f"{path.name} is {img.format}"
+        assert img.width > 0 and img.height > 0
+        gray = np.asarray(img.convert("L"))
+    assert gray.min() < 128, f"{path.name} has no dark pixels"
+    assert gray.max() > 200, f"{path.name} has no white background"
+
+
+def check_gif(path: Path, sketch: np.ndarray) -> None:
+    with Image.open(path) as img:
+        assert img.format == "GIF"
+        assert img.width > 0 and img.height > 0
+        frames = img.n_frames
+    # the animation adds points one (or a few) at a time; a one-point sketch is a single dot
+    assert frames > 1 if len(sketch) > 1 else frames >= 1, f"{path.name}: {frames} frames for {len(sketch)} points"
+
+
+def check_sketch_files(out: Path, name: str, count: int, gif: bool = False) -> list[np.ndarray]:
+    """`name`_###.svg/.png (and .gif) for `count` sketches and `name`.npz holding them; returns the sketches."""
+    data = load_npz(out / f"{name}.npz")
+    assert list(data) == [name]
+    sketches = data[name]
+    assert len(sketches) == count
+    for s in sketches:
+        assert s.ndim == 2 and s.shape[1] == 3 and len(s) >= 1
+        assert np.all(np.isfinite(s))
+    assert sorted(p.name for p in out.glob(f"{name}_[0-9][0-9][0-9].svg")) == [f"{name}_{i:03d}.svg" for i in range(count)]
+    for i, s in enumerate(sketches):
+        check_svg(out / f"{name}_{i:03d}.svg")
+        check_png(out / f"{name}_{i:03d}.png")
+        if gif:
+            check_gif(out / f"{name}_{i:03d}.gif", s)
+        else:
+            assert not (out / f"{name}_{i:03d}.gif").exists()
+    return sketches
+
+
+def readme_flags() -> dict[str, set[str]]:
+    """The flags each command lists in the README's command-line table."""
+    flags: dict[str, set[str]] = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        m = re.match(r"\|\s*`sketchrnn (\w+)(.*?)`\s*\|", line)
+        if m:
+            flags[m.group(1)] = set(re.findall(r"--[a-z][a-z-]*", m.group(2)))
+    return flags
+
+
+def console_script() -> str:
+    """The installed ``sketchrnn`` script of the Python running the tests (else the one on PATH)."""
+    beside = Path(sys.executable).parent / "sketchrnn"
+    found = str(beside) if beside.is_file() else shutil.which("sketchrnn")
+    assert found, "the sketchrnn console script is not installed"
+    return found
+
+
+# ---------------------------------------------------------------------------- help
+def test_every_command_has_help_through_the_console_script():
+    flags = readme_flags()
+    assert set(flags) == set(COMMANDS), f"README table lists {sorted(flags)}"
+    script = console_script()
+    procs = {cmd: subprocess.Popen([script, cmd, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for cmd in COMMANDS}  # all at once: each start imports torch
+    for cmd, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"sketchrnn {cmd} --help: exit {proc.returncode}\n{err}"
+        assert out.startswith(f"usage: sketchrnn {cmd}"), out[:200]
+        missing = {f for f in flags[cmd] if f not in out}
+        assert not missing, f"sketchrnn {cmd} --help does not mention {sorted(missing)}"
+
+
+def test_top_level_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in COMMANDS:
+        assert cmd in out
+    with pytest.raises(SystemExit) as exc:
+        main(["sample"])  # RUN_DIR missing: argparse's usage error
+    assert exc.value.code == 2
+    assert "RUN_DIR" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- train and eval
+def test_train_writes_a_run(run):
+    assert is_run_dir(run)
+    pointer = json.loads((run / "checkpoint.json").read_text())
+    assert pointer["last_step"] == 40 and pointer["best_step"] in (20, 40)
+    assert (run / pointer["last"]).is_dir() and (run / pointer["best"]).is_dir()
+    described = json.loads((run / "run.json").read_text())
+    assert described["hparams"]["save_every"] == 20 and described["hparams"]["z_size"] == 16  # tiny + override
+    assert described["counts"] == {"train": 40, "valid": 8, "test": 8}
+
+
+def test_resume_continues_to_the_total_step_count(run, tmp_path, capsys):
+    resumed = tmp_path / "run"
+    shutil.copytree(run, resumed)
+    capsys.readouterr()
+    assert main(["train", "--out", str(resumed), "--resume", "--steps", "60", "--quiet"]) == 0
+    assert "stopped at step 60" in capsys.readouterr().out
+    pointer = json.loads((resumed / "checkpoint.json").read_text())
+    assert pointer["last_step"] == 60
+    assert (resumed / pointer["last"]).is_dir()
+    events = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [e["step"] for e in events if e["kind"] == "train"]
+    assert max(train_steps) == 60 and train_steps.count(60) == 1
+    assert [e["step"] for e in events if e["kind"] == "valid"] == [20, 40, 60]
+    assert sketchrnn.load(resumed, which="last") is not None
+
+
+def test_eval_writes_per_sketch_log_likelihoods(run, tmp_path, capsys):
+    per_sketch = tmp_path / "f.json"
+    assert main(["eval", str(run), "--split", "test", "--per-sketch", str(per_sketch)]) == 0
+    assert capsys.readouterr().out.startswith("test: L_R")
+    report = json.loads(per_sketch.read_text())
+    assert report["split"] == "test" and report["sketches"] == 8
+    for key in ("cost", "r_cost", "kl_cost", "r_cost_masked", "mean_log_likelihood"):
+        assert isinstance(report[key], float) and math.isfinite(report[key]), key
+    lls = report["log_likelihood"]
+    assert len(lls) == 8 and all(math.isfinite(v) for v in lls)
+    assert report["mean_log_likelihood"] == pytest.approx(float(np.mean(lls)))
+
+
+# ---------------------------------------------------------------------------- drawing
+def test_sample_from_a_run_with_gifs(run, tmp_path, capsys):
+    out = tmp_path / "D"
+    assert main(["sample", str(run), "--n", "6", "--seed", "1", "--gif", "--out", str(out)]) == 0
+    assert "wrote 6 sketches" in capsys.readouterr().out
+    sketches = check_sketch_files(out, "sample", 6, gif=True)
+    check_svg(out / "grid.svg")
+    check_png(out / "grid.png")
+    again = tmp_path / "D_again"
+    assert main(["sample", str(run), "--n", "6", "--seed", "1", "--out", str(again)]) == 0
+    for a, b in zip(sketches, load_npz(again / "sample.npz")["sample"]):
+        assert np.array_equal(a, b)  # --seed repeats
+
+
+def test_sample_from_an_official_model(tmp_path):
+    out = tmp_path / "D2"
+    assert main(["sample", str(SHEEP), "--n", "4", "--temperature", "0.5", "--out", str(out)]) == 0
+    sketches = check_sketch_files(out, "sample", 4)
+    assert all(len(s) > 10 for s in sketches)  # real sheep, not dots
+    check_svg(out / "grid.svg")
+    check_png(out / "grid.png")
+    # an unconditional model takes no z: refused with a clear line
+    np.save(tmp_path / "z.npy", np.zeros(128, dtype=np.float32))
+    assert main(["sample", str(SHEEP), "--z", str(tmp_path / "z.npy"), "--out", str(tmp_path / "D2z")]) == 2
+
+
+def test_sample_with_given_latent_vectors(run, tmp_path):
+    z = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    out = tmp_path / "Dz"
+    assert main(["sample", str(run), "--z", str(tmp_path / "z.npy"), "--n", "3", "--greedy", "--out", str(out)]) == 0
+    written = load_npz(out / "sample.npz")["sample"]
+    expected = sketchrnn.load(run).sample(3, z=z, greedy=True)
+    assert [s.shape for s in written] == [s.shape for s in expected]
+    for a, b in zip(written, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-4)  # stored as float32
+
+
+def test_reconstruct_writes_originals_and_reconstructions(run, tmp_path, capsys):
+    out = tmp_path / "D3"
+    assert main(["reconstruct", str(run), "--n", "3", "--temperatures", "0.1,1", "--out", str(out)]) == 0
+    assert "3 originals" in capsys.readouterr().out
+    originals = check_sketch_files(out, "original", 3)
+    test_split = [np.asarray(s, dtype=np.float32) for s in load_npz(SUBSET)["test"]]
+    for s in originals:  # the originals are real test sketches
+        assert any(t.shape == s.shape and np.array_equal(t, s) for t in test_split)
+    for name in ("reconstruct_t0.1", "reconstruct_t1"):
+        check_sketch_files(out, name, 3)
+    check_svg(out / "reconstruct.svg")
+    check_png(out / "reconstruct.png")
+    grid_text = (out / "reconstruct.svg").read_text()
+    for label in ("original", "τ=0.1", "τ=1"):
+        assert label in grid_text
+    with Image.open(out / "reconstruct.png") as grid:  # 3 rows of 3 cells, and a row of labels
+        assert grid.width < grid.height < 1.5 * grid.width
+
+
+def test_interpolate_writes_a_row(run, tmp_path, capsys):
+    out = tmp_path / "D4"
+    assert main(["interpolate", str(run), "--steps", "5", "--out", str(out)]) == 0
+    assert "5 steps" in capsys.readouterr().out
+    check_sketch_files(out, "interpolate", 5)
+    check_svg(out / "interpolate.svg")
+    check_png(out / "interpolate.png")
+    with Image.open(out / "interpolate.png") as row:
+        assert row.width > 5 * row.height  # one row: the two ends and 5 steps between
+    out = tmp_path / "D4b"
+    assert main(["interpolate", str(run), "--pair", "0", "1", "--steps", "3", "--method", "lerp",
+                 "--out", str(out)]) == 0
+    check_sketch_files(out, "interpolate", 3)
+
+
+def test_info_of_an_official_model_and_a_run(run, capsys):
+    assert main(["info", str(SHEEP)]) == 0
+    out = capsys.readouterr().out
+    assert "1,123,963" in out and "decoder" in out and "conditional = False" in out
+    assert main(["info", str(run)]) == 0
+    out = capsys.readouterr().out
+    total = sum(p.numel() for p in sketchrnn.load(run).parameters())
+    assert re.search(rf"total\s+{total:,d}\b", out), out
+    assert "encoder forward" in out
+
+
+# ---------------------------------------------------------------------------- errors: exit 2, one line
+def test_missing_data_file(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["train", "--data", "nope/missing.npz", "--preset", "tiny", "--steps", "1", "--out", str(out),
+                 "--quiet"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "nope/missing.npz" in lines[0], captured.err
+    assert not out.exists()
+
+
+def test_eval_of_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path) in err
+
+
+def test_train_refuses_to_overwrite_a_trained_run(run, capsys):
+    before = (run / "checkpoint.json").read_text()
+    assert main(["train", "--data", str(SUBSET), "--preset", "tiny", "--steps", "40", "--out", str(run),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--resume" in err
+    assert (run / "checkpoint.json").read_text() == before
+
+
+def test_bad_hparams_value(tmp_path, capsys):
+    out = tmp_path / "bad"
+    assert main(["train", "--data", str(SUBSET), "--preset", "tiny", "--hparams", "z_size=abc", "--steps", "1",
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "z_size" in err
+    assert not out.exists()
