@@ -30,22 +30,32 @@ def metrics(run_dir, kind: str) -> list[dict]:
     return [row for row in map(json.loads, lines) if row["kind"] == kind]
 
 
-def test_validation_loss_falls_on_real_data(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "cells, steps",
+    [
+        ("enc_model=lstm,dec_model=lstm", 300),
+        ("enc_model=layer_norm,dec_model=layer_norm", 200),
+        ("conditional=0,dec_model=hyper", 200),
+    ],
+    ids=["lstm", "layer_norm", "hyper-unconditional"],
+)
+def test_validation_loss_falls_on_real_data(tmp_path, cells: str, steps: int) -> None:
     """A tiny model, a few hundred steps on real kanji: validation L_R falls well below its start.
 
     Kanji of at most 40 points (5191 train, 284 valid sketches) keep the test to seconds.
     """
-    hps = TINY.replace(save_every=100)
+    hps = HParams.parse(cells, base=TINY.replace(save_every=100))
     run = tmp_path / "kanji"
     kanji = [DATA / "short_kanji.npz"]
     train(run, hps, data=kanji, steps=0, seed=3, max_seq_len=40, progress=False)  # the untrained model
     data = load_dataset(kanji, max_seq_len=40, random_scale_factor=0, augment_stroke_prob=0)
     start = evaluate(sketchrnn.load(run, which="last"), data.valid, hps.kl_weight_start, 3 + EVAL_SEED_OFFSET)
-    summary = train(run, resume=True, steps=300, progress=False)
+    summary = train(run, resume=True, steps=steps, progress=False)
     valid = metrics(run, "valid")
-    assert [row["step"] for row in valid] == [100, 200, 300]
+    assert [row["step"] for row in valid] == list(range(100, steps + 1, 100))
     final = valid[-1]["r_cost"]
-    print(f"valid L_R: start {start.r_cost:.3f} -> " + ", ".join(f"{r['step']}: {r['r_cost']:.3f}" for r in valid))
+    print(f"{cells}: valid L_R start {start.r_cost:.3f} -> "
+          + ", ".join(f"{r['step']}: {r['r_cost']:.3f}" for r in valid))
     assert final < start.r_cost - 0.5 and final < valid[0]["r_cost"]
     assert summary.best_valid_cost == pytest.approx(min(row["cost"] for row in valid))
     assert len(metrics(run, "test")) >= 1  # the best model was evaluated on the test split

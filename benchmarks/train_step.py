@@ -1,0 +1,105 @@
+"""Seconds per training step for each decoder cell, against a fused nn.LSTM baseline in the same run.
+
+Default configuration (batch 100, encoder 256, decoder 512, z 128, M 20) on the bundled
+aaron_sheep data (N_max 250), recurrent dropout on. The baseline is PyTorch's fused `nn.LSTM`
+for a bidirectional encoder and the decoder, with the same mixture loss and output layer,
+forward + backward, no dropout: the practical bound for these shapes.
+
+    python benchmarks/train_step.py                       # lstm, layer_norm, hyper
+    python benchmarks/train_step.py --cells lstm --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from sketchrnn import HParams, SketchRNN
+from sketchrnn.data import load_dataset
+from sketchrnn.data.sources import bundled_path
+from sketchrnn.model.mixture import reconstruction_terms, split_output
+
+
+class FusedBaseline(nn.Module):
+    """Encoder + decoder + output layer of sketch-rnn's shapes built from fused nn.LSTM (no dropout)."""
+
+    def __init__(self, hps: HParams) -> None:
+        super().__init__()
+        self.hps = hps
+        self.encoder = nn.LSTM(5, hps.enc_rnn_size, batch_first=True, bidirectional=True)
+        self.mu = nn.Linear(2 * hps.enc_rnn_size, hps.z_size)
+        self.presig = nn.Linear(2 * hps.enc_rnn_size, hps.z_size)
+        self.init = nn.Linear(hps.z_size, 2 * hps.dec_rnn_size)
+        self.decoder = nn.LSTM(5 + hps.z_size, hps.dec_rnn_size, batch_first=True)
+        self.output = nn.Linear(hps.dec_rnn_size, 6 * hps.num_mixture + 3)
+
+    def loss(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = inputs[:, 1:]
+        out, _ = self.encoder(x)
+        n = self.hps.enc_rnn_size
+        last = torch.cat([out[torch.arange(len(x)), lengths - 1, :n], out[:, 0, n:]], dim=1)
+        mu, presig = self.mu(last), self.presig(last)
+        z = mu + torch.exp(presig / 2) * torch.randn_like(mu)
+        h0, c0 = torch.tanh(self.init(z)).chunk(2, dim=1)
+        dec_in = torch.cat([inputs[:, :-1], z[:, None].expand(-1, x.shape[1], -1)], dim=-1)
+        h, _ = self.decoder(dec_in, (h0[None].contiguous(), c0[None].contiguous()))
+        offset, pen, _ = reconstruction_terms(split_output(self.output(h), self.hps.num_mixture), x)
+        kl = -0.5 * torch.mean(1 + presig - mu**2 - torch.exp(presig))
+        return (offset + pen).mean() + 0.5 * torch.clamp(kl, min=0.2)
+
+
+def time_steps(loss_fn, params, batches, repeats: int, warmup: int) -> list[float]:
+    times = []
+    for k in range(warmup + repeats):
+        batch = batches[k % len(batches)]
+        t0 = time.perf_counter()
+        loss = loss_fn(batch)
+        for p in params:
+            p.grad = None
+        loss.backward()
+        if k >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", default="lstm,layer_norm,hyper")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--hparams", default="", help="overrides of the default configuration")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    base = HParams.parse(args.hparams) if args.hparams else HParams()
+    data = load_dataset([bundled_path()], seed=0)
+    base = base.replace(max_seq_len=data.max_seq_len)
+    batches = [data.train.random_batch(base.batch_size) for _ in range(2)]
+    tensors = [(torch.from_numpy(b.inputs), torch.from_numpy(b.lengths)) for b in batches]
+    print(f"aaron_sheep, N_max {data.max_seq_len}, batch {base.batch_size}, enc {base.enc_rnn_size}, "
+          f"dec {base.dec_rnn_size}, z {base.z_size}, M {base.num_mixture}, torch threads {torch.get_num_threads()}")
+
+    baseline = FusedBaseline(base)
+    ref = time_steps(lambda b: baseline.loss(*b), list(baseline.parameters()), tensors, args.repeats, args.warmup)
+    ref_s = statistics.median(ref)
+    print(f"{'fused nn.LSTM baseline':>28s}: {ref_s:7.3f} s/step  (ratio 1.00)")
+    for cell in args.cells.split(","):
+        hps = base.replace(dec_model=cell)
+        model = SketchRNN(hps).train()
+        times = time_steps(lambda b: model.compute_loss(b[0], b[1], 0.5).cost, list(model.parameters()), tensors,
+                           args.repeats, args.warmup)
+        s = statistics.median(times)
+        print(f"{'dec_model=' + cell + ' (dropout on)':>28s}: {s:7.3f} s/step  (ratio {s / ref_s:.2f})")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process: {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
