@@ -19,17 +19,42 @@ from ..model import SketchRNN
 SCOPE = "vector_rnn"
 
 
-def variable_map(model: SketchRNN) -> dict[str, tuple[nn.Parameter, bool]]:
-    """TF variable name → (our parameter, whether TF stores it transposed relative to ours)."""
-    out: dict[str, tuple[nn.Parameter, bool]] = {}
+class Slot:
+    """Where one TF variable lives in our model: a parameter, or block `index` of a stacked one."""
+
+    def __init__(self, param: nn.Parameter, index: int | None = None, transposed: bool = False) -> None:
+        self.param, self.index, self.transposed = param, index, transposed
+
+    def _view(self, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor if self.index is None else tensor[self.index]
+        return tensor.T if self.transposed else tensor
+
+    @property
+    def tf_shape(self) -> tuple[int, ...]:
+        return tuple(self._view(self.param).shape)
+
+    def get(self, gradient: bool = False) -> np.ndarray:
+        tensor = self.param.grad if gradient else self.param
+        if tensor is None:
+            tensor = torch.zeros_like(self.param)
+        return self._view(tensor.detach()).to("cpu", torch.float32).contiguous().numpy()
+
+    def set(self, value: np.ndarray) -> None:
+        with torch.no_grad():
+            self._view(self.param).copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
+
+
+def variable_map(model: SketchRNN) -> dict[str, Slot]:
+    """TF variable name → where it lives in our model."""
+    out: dict[str, Slot] = {}
 
     def cell(prefix: str, module) -> None:
-        for name, param in module.tf_variables().items():
-            out[f"{SCOPE}/{prefix}/{name}"] = (param, False)
+        for name, (param, index) in module.tf_variables().items():
+            out[f"{SCOPE}/{prefix}/{name}"] = Slot(param, index)
 
     def linear(prefix: str, layer: nn.Linear) -> None:
-        out[f"{SCOPE}/{prefix}/super_linear_w"] = (layer.weight, True)
-        out[f"{SCOPE}/{prefix}/super_linear_b"] = (layer.bias, False)
+        out[f"{SCOPE}/{prefix}/super_linear_w"] = Slot(layer.weight, transposed=True)
+        out[f"{SCOPE}/{prefix}/super_linear_b"] = Slot(layer.bias)
 
     if model.hps.conditional:
         cell("ENC_RNN/fw", model.enc_fw)
@@ -37,8 +62,8 @@ def variable_map(model: SketchRNN) -> dict[str, tuple[nn.Parameter, bool]]:
         linear("ENC_RNN_mu", model.enc_mu)
         linear("ENC_RNN_sigma", model.enc_presig)
         linear("linear", model.init_state)
-    out[f"{SCOPE}/RNN/output_w"] = (model.output.weight, True)
-    out[f"{SCOPE}/RNN/output_b"] = (model.output.bias, False)
+    out[f"{SCOPE}/RNN/output_w"] = Slot(model.output.weight, transposed=True)
+    out[f"{SCOPE}/RNN/output_b"] = Slot(model.output.bias)
     cell("RNN", model.dec_cell)
     return out
 
@@ -61,24 +86,14 @@ def from_tf_variables(
     missing = sorted(set(mapping) - set(names))
     if missing:
         raise ValueError(f"missing TF variable {missing[0]!r} ({len(missing)} missing in all)")
-    with torch.no_grad():
-        for name, (param, transposed) in mapping.items():
-            value = np.asarray(variables[names[name]], dtype=np.float32)
-            expected = tuple(param.T.shape if transposed else param.shape)
-            if value.shape != expected:
-                raise ValueError(f"TF variable {name!r} has shape {list(value.shape)}, expected {list(expected)}")
-            tensor = torch.from_numpy(value.copy())
-            param.copy_(tensor.T if transposed else tensor)
+    for name, slot in mapping.items():
+        value = np.asarray(variables[names[name]], dtype=np.float32)
+        if value.shape != slot.tf_shape:
+            raise ValueError(f"TF variable {name!r} has shape {list(value.shape)}, expected {list(slot.tf_shape)}")
+        slot.set(value)
     return model
 
 
 def to_tf_variables(model: SketchRNN, gradients: bool = False) -> dict[str, np.ndarray]:
     """Our parameters (or, with `gradients`, their ``.grad``) under magenta's names, TF layout, float32."""
-    out = {}
-    for name, (param, transposed) in variable_map(model).items():
-        tensor = param.grad if gradients else param
-        if tensor is None:
-            tensor = torch.zeros_like(param)
-        tensor = tensor.detach().to("cpu", torch.float32)
-        out[name] = (tensor.T if transposed else tensor).contiguous().numpy()
-    return out
+    return {name: slot.get(gradient=gradients) for name, slot in variable_map(model).items()}

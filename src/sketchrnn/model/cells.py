@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 FORGET_BIAS = 1.0
@@ -24,6 +25,7 @@ HYPER_NUM_UNITS = 256
 HYPER_EMBEDDING_SIZE = 32
 
 State = tuple[Tensor, ...]
+Slot = tuple[nn.Parameter, "int | None"]  # a parameter, or block k of a stacked parameter
 
 
 def glorot_uniform_(w: Tensor) -> Tensor:
@@ -44,14 +46,17 @@ def lstm_orthogonal_(w: Tensor) -> Tensor:
 
 
 def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, groups: int = 1) -> Tensor:
-    """(x - mean) / sqrt(var + 1e-3) * gamma + beta, normalising each of `groups` equal blocks of the last dim."""
+    """(x − mean) / √(var + 1e-3) · γ + β, normalising each of `groups` equal blocks of the last dim.
+
+    The variance is the biased one and ε sits inside the square root, as in the reference; torch's
+    fused kernel computes exactly that.
+    """
+    if groups == 1:
+        return F.layer_norm(x, (x.shape[-1],), gamma, beta, eps=LN_EPSILON)
     shape = x.shape
-    x = x.reshape(*shape[:-1], groups, shape[-1] // groups)
-    mean = x.mean(-1, keepdim=True)
-    centred = x - mean
-    var = (centred * centred).mean(-1, keepdim=True)
-    x = centred * torch.rsqrt(var + LN_EPSILON)
-    return x.reshape(shape) * gamma + beta
+    blocks = x.reshape(*shape[:-1], groups, shape[-1] // groups)
+    normed = F.layer_norm(blocks, (blocks.shape[-1],), eps=LN_EPSILON).reshape(shape)
+    return torch.addcmul(beta, normed, gamma)
 
 
 class RecurrentCell(nn.Module):
@@ -99,8 +104,8 @@ class RecurrentCell(nn.Module):
         """All-zero state for `batch_size` sketches."""
         return self.split_state(torch.zeros(batch_size, self.state_size, device=device, dtype=dtype))
 
-    def tf_variables(self) -> dict[str, nn.Parameter]:
-        """Our parameters under magenta's variable names, relative to the cell's scope."""
+    def tf_variables(self) -> dict[str, Slot]:
+        """Our parameters under magenta's variable names (relative to the cell's scope), in TF layout."""
         raise NotImplementedError
 
 
@@ -154,8 +159,9 @@ class LSTMCell(RecurrentCell):
     def pack_state(self, state: State) -> Tensor:
         return torch.cat(state, dim=1)
 
-    def tf_variables(self) -> dict[str, nn.Parameter]:
-        return {f"{self.scope}/W_xh": self.W_xh, f"{self.scope}/W_hh": self.W_hh, f"{self.scope}/bias": self.bias}
+    def tf_variables(self) -> dict[str, Slot]:
+        s = self.scope
+        return {f"{s}/W_xh": (self.W_xh, None), f"{s}/W_hh": (self.W_hh, None), f"{s}/bias": (self.bias, None)}
 
 
 class LayerNormLSTMCell(RecurrentCell):
@@ -203,54 +209,25 @@ class LayerNormLSTMCell(RecurrentCell):
     def pack_state(self, state: State) -> Tensor:
         return torch.cat(state, dim=1)
 
-    def tf_variables(self) -> dict[str, nn.Parameter]:
+    def tf_variables(self) -> dict[str, Slot]:
         s = self.scope
         return {
-            f"{s}/W_xh": self.W_xh,
-            f"{s}/W_hh": self.W_hh,
-            f"{s}/ln_all/ln_gamma": self.ln_all_gamma,
-            f"{s}/ln_all/ln_beta": self.ln_all_beta,
-            f"{s}/ln_c/ln_gamma": self.ln_c_gamma,
-            f"{s}/ln_c/ln_beta": self.ln_c_beta,
+            f"{s}/W_xh": (self.W_xh, None),
+            f"{s}/W_hh": (self.W_hh, None),
+            f"{s}/ln_all/ln_gamma": (self.ln_all_gamma, None),
+            f"{s}/ln_all/ln_beta": (self.ln_all_beta, None),
+            f"{s}/ln_c/ln_gamma": (self.ln_c_gamma, None),
+            f"{s}/ln_c/ln_beta": (self.ln_c_beta, None),
         }
-
-
-class HyperNorm(nn.Module):
-    """Scales one gate block by alpha(z_w) and, for the recurrent blocks, adds beta(z_b) (Ha et al., HyperNetworks)."""
-
-    def __init__(self, hyper_units: int, embedding: int, num_units: int, use_bias: bool) -> None:
-        super().__init__()
-        self.zw_w = nn.Parameter(torch.zeros(hyper_units, embedding))  # z_w = h_hyper W + 1
-        self.zw_b = nn.Parameter(torch.ones(embedding))
-        self.alpha_w = nn.Parameter(torch.full((embedding, num_units), 0.1 / embedding))  # alpha = z_w W (0.1 at init)
-        self.use_bias = use_bias
-        if use_bias:
-            self.zb_w = nn.Parameter(torch.randn(hyper_units, embedding) * 0.01)  # z_b = h_hyper W
-            self.beta_w = nn.Parameter(torch.zeros(embedding, num_units))  # beta = z_b W
-
-    def forward(self, hyper_h: Tensor, layer: Tensor) -> Tensor:
-        alpha = torch.addmm(self.zw_b, hyper_h, self.zw_w) @ self.alpha_w
-        out = alpha * layer
-        if self.use_bias:
-            out = out + (hyper_h @ self.zb_w) @ self.beta_w
-        return out
-
-    def tf_variables(self, scope: str) -> dict[str, nn.Parameter]:
-        out = {
-            f"{scope}/zw/super_linear_w": self.zw_w,
-            f"{scope}/zw/super_linear_b": self.zw_b,
-            f"{scope}/alpha/super_linear_w": self.alpha_w,
-        }
-        if self.use_bias:
-            out[f"{scope}/zb/super_linear_w"] = self.zb_w
-            out[f"{scope}/beta/super_linear_w"] = self.beta_w
-        return out
 
 
 class HyperLSTMCell(RecurrentCell):
     """magenta's HyperLSTMCell: a 256-unit LayerNorm-LSTM hyper network rescales the main LSTM's gates.
 
     State packed [h, h_hyper, c, c_hyper]; the hyper cell reads [x, h] and has no recurrent dropout.
+    The eight weight-scaling blocks (hyper_ix … hyper_oh) and four bias blocks (hyper_ih … hyper_oh)
+    of the reference are stored stacked, block k of each stack being one of the reference's
+    variables, so one batched multiply serves all of them at every step.
     """
 
     scope = "HyperLSTMCell"
@@ -265,14 +242,18 @@ class HyperLSTMCell(RecurrentCell):
     ) -> None:
         super().__init__()
         self.input_size, self.num_units = input_size, num_units
-        self.hyper_num_units = hyper_num_units
+        self.hyper_num_units = m = hyper_num_units
+        e = hyper_embedding_size
         self.W_xh = nn.Parameter(glorot_uniform_(torch.empty(input_size, 4 * num_units)))
         self.W_hh = nn.Parameter(lstm_orthogonal_(torch.empty(num_units, 4 * num_units)))
         self.bias = nn.Parameter(torch.zeros(4 * num_units))
         self.hyper_cell = LayerNormLSTMCell(input_size + num_units, hyper_num_units)
-        args = (hyper_num_units, hyper_embedding_size, num_units)
-        self.norm_x = nn.ModuleList(HyperNorm(*args, use_bias=False) for _ in self.gate_names)
-        self.norm_h = nn.ModuleList(HyperNorm(*args, use_bias=True) for _ in self.gate_names)
+        # blocks 0-3 scale x W_xh's gates i, j, f, o; blocks 4-7 scale h W_hh's
+        self.zw_w = nn.Parameter(torch.zeros(8, m, e))  # z_w = h_hyper W + 1
+        self.zw_b = nn.Parameter(torch.ones(8, e))
+        self.alpha_w = nn.Parameter(torch.full((8, e, num_units), 0.1 / e))  # α = z_w W (0.1 at init)
+        self.zb_w = nn.Parameter(torch.randn(4, m, e) * 0.01)  # z_b = h_hyper W, for h W_hh's gates
+        self.beta_w = nn.Parameter(torch.zeros(4, e, num_units))  # β = z_b W
         self.ln_all_gamma = nn.Parameter(torch.ones(4 * num_units))
         self.ln_all_beta = nn.Parameter(torch.zeros(4 * num_units))
         self.ln_c_gamma = nn.Parameter(torch.ones(num_units))
@@ -288,18 +269,18 @@ class HyperLSTMCell(RecurrentCell):
 
     def step(self, xw: Tensor, state: State, keep_mask: Tensor | None) -> State:
         h, h_hyper, c, c_hyper = state
-        n = self.num_units
+        n, batch = self.num_units, h.shape[0]
         xh, x_hyper = xw[:, : 4 * n], xw[:, 4 * n :]
         # the hyper cell reads [x, h]
         hyper_in = torch.addmm(x_hyper, h, self.hyper_cell.W_xh[self.input_size :])
         h_hyper, c_hyper = self.hyper_cell.step(hyper_in, (h_hyper, c_hyper), None)
-        hh = h @ self.W_hh
-        parts = []
-        for k, (nx, nh) in enumerate(zip(self.norm_x, self.norm_h)):
-            block = slice(k * n, (k + 1) * n)
-            # gate_k = alpha_kx(x W_xh)_k + alpha_kh(h W_hh)_k + beta_kh + b_k
-            parts.append(nx(h_hyper, xh[:, block]) + nh(h_hyper, hh[:, block]) + self.bias[block])
-        gates = layer_norm(torch.cat(parts, dim=1), self.ln_all_gamma, self.ln_all_beta, groups=4)
+        z_w = torch.baddbmm(self.zw_b[:, None, :], h_hyper.expand(8, -1, -1), self.zw_w)  # [8, B, e]
+        alpha = torch.bmm(z_w, self.alpha_w)  # [8, B, n]
+        beta = torch.bmm(torch.matmul(h_hyper, self.zb_w), self.beta_w)  # [4, B, n]
+        blocks = lambda t: t.view(batch, 4, n).transpose(0, 1)  # noqa: E731  [B, 4n] → [4, B, n]
+        # gate_k = α_kx·(x W_xh)_k + (α_kh·(h W_hh)_k + β_kh) + b_k
+        gates = alpha[:4] * blocks(xh) + (alpha[4:] * blocks(h @ self.W_hh) + beta) + self.bias.view(4, 1, n)
+        gates = layer_norm(gates.transpose(0, 1).reshape(batch, 4 * n), self.ln_all_gamma, self.ln_all_beta, groups=4)
         i, j, f, o = gates.chunk(4, dim=1)
         g = _candidate(j, keep_mask)
         c = c * torch.sigmoid(f + FORGET_BIAS) + torch.sigmoid(i) * g
@@ -317,20 +298,25 @@ class HyperLSTMCell(RecurrentCell):
     def pack_state(self, state: State) -> Tensor:
         return torch.cat(state, dim=1)
 
-    def tf_variables(self) -> dict[str, nn.Parameter]:
+    def tf_variables(self) -> dict[str, Slot]:
         s = self.scope
-        out: dict[str, nn.Parameter] = {f"{s}/W_xh": self.W_xh, f"{s}/W_hh": self.W_hh, f"{s}/bias": self.bias}
+        out: dict[str, Slot] = {f"{s}/W_xh": (self.W_xh, None), f"{s}/W_hh": (self.W_hh, None),
+                                f"{s}/bias": (self.bias, None)}
         out.update({f"{s}/{k}": v for k, v in self.hyper_cell.tf_variables().items()})
-        for name, nx in zip(self.gate_names, self.norm_x):
-            out.update(nx.tf_variables(f"{s}/hyper_{name}x"))
-        for name, nh in zip(self.gate_names, self.norm_h):
-            out.update(nh.tf_variables(f"{s}/hyper_{name}h"))
+        for k, name in enumerate(self.gate_names):
+            for block, kind in ((k, "x"), (k + 4, "h")):
+                scope = f"{s}/hyper_{name}{kind}"
+                out[f"{scope}/zw/super_linear_w"] = (self.zw_w, block)
+                out[f"{scope}/zw/super_linear_b"] = (self.zw_b, block)
+                out[f"{scope}/alpha/super_linear_w"] = (self.alpha_w, block)
+            out[f"{s}/hyper_{name}h/zb/super_linear_w"] = (self.zb_w, k)
+            out[f"{s}/hyper_{name}h/beta/super_linear_w"] = (self.beta_w, k)
         out.update(
             {
-                f"{s}/ln_all/ln_gamma": self.ln_all_gamma,
-                f"{s}/ln_all/ln_beta": self.ln_all_beta,
-                f"{s}/ln_c/ln_gamma": self.ln_c_gamma,
-                f"{s}/ln_c/ln_beta": self.ln_c_beta,
+                f"{s}/ln_all/ln_gamma": (self.ln_all_gamma, None),
+                f"{s}/ln_all/ln_beta": (self.ln_all_beta, None),
+                f"{s}/ln_c/ln_gamma": (self.ln_c_gamma, None),
+                f"{s}/ln_c/ln_beta": (self.ln_c_beta, None),
             }
         )
         return out
