@@ -1,0 +1,69 @@
+"""Sketches per second: batched sampling against our own one-sketch-at-a-time sampler, same run.
+
+By default the official magenta-js sheep model (LSTM 512, M 20; ../shared/models/magenta-js),
+so sketches have realistic lengths; `--model` takes any model sketchrnn.load reads.
+
+    python benchmarks/sample.py                   # 1000 sketches at τ = 0.5 vs 20 one at a time
+    python benchmarks/sample.py --n 200 --single 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+import sketchrnn
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "shared" / "models" / "magenta-js" / "sheep.gen.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--n", type=int, default=1000, help="sketches in the batched run")
+    parser.add_argument("--single", type=int, default=20, help="sketches drawn one at a time for the baseline")
+    parser.add_argument("--temperature", type=float, default=0.5)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = sketchrnn.load(args.model)
+    print(f"{args.model}: dec {model.hps.dec_model} {model.hps.dec_rnn_size}, M {model.hps.num_mixture}, "
+          f"N_max {model.hps.max_seq_len}, torch threads {torch.get_num_threads()}")
+
+    t0 = time.perf_counter()
+    singles = [model.sample(1, temperature=args.temperature, seed=i)[0] for i in range(args.single)]
+    single_s = time.perf_counter() - t0
+    single_rate = args.single / single_s
+
+    t0 = time.perf_counter()
+    batch = model.sample(args.n, temperature=args.temperature, seed=0)
+    batch_s = time.perf_counter() - t0
+    batch_rate = args.n / batch_s
+    steps = max(len(s) for s in batch) + 1
+
+    # the decoder step's matrix multiply alone, at the full batch
+    h = torch.randn(args.n, model.hps.dec_rnn_size)
+    w = model.dec_cell.W_hh.detach()
+    reps = 20
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        torch.addmm(torch.zeros(args.n, w.shape[1]), h, w)
+    matmul_s = (time.perf_counter() - t0) / reps
+    per_step = batch_s / steps
+
+    mean_len = sum(len(s) for s in batch) / len(batch)
+    print(f"one at a time: {args.single} sketches in {single_s:.2f} s = {single_rate:.1f} sketches/s "
+          f"(mean length {sum(len(s) for s in singles) / len(singles):.0f})")
+    print(f"batched:       {args.n} sketches in {batch_s:.2f} s = {batch_rate:.1f} sketches/s "
+          f"(mean length {mean_len:.0f}, {steps} steps)")
+    print(f"speed-up: {batch_rate / single_rate:.1f}x (target >= 50x)")
+    print(f"mean batched step {per_step * 1e3:.2f} ms vs its matrix multiply at full batch {matmul_s * 1e3:.2f} ms: "
+          f"ratio {per_step / matmul_s:.2f} (target <= 2)")
+
+
+if __name__ == "__main__":
+    main()
