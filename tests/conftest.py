@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -35,3 +36,12 @@ def assert_close(actual, expected, tol: float, what: str = "") -> None:
     """Every element within `tol` (absolute or relative); NaN or inf fails."""
     err = max_error(actual, expected)
     assert err <= tol, f"{what}: max error {err:.3g} > {tol:g}"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small models run fastest on one thread, and then never fight other work for the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -23,13 +23,7 @@ SUBSET = GOLDEN_TF / "aaron_sheep_subset_le60.npz"
 SHEEP = MODELS_JS / "sheep.gen.json"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are small: one thread is fastest, and never fights other work for the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

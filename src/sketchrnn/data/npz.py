@@ -19,7 +19,6 @@ import ast
 import io
 import os
 import pickle
-import secrets
 import struct
 import warnings
 import zipfile
@@ -28,6 +27,8 @@ from typing import Any, BinaryIO, Callable, NoReturn, Union
 
 import numpy as np
 from numpy.lib import format as npy_format
+
+from ..atomic import atomic_write
 
 __all__ = ["DataFileError", "load_npz", "save_npz"]
 
@@ -404,24 +405,12 @@ def save_npz(
             column[i] = _prepare_sketch(sketch, target, f"{name}[{i}]")
         arrays[name] = column
 
-    spath = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(spath))
-    base = os.path.basename(spath)
-    tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
     method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=method, allowZip64=True) as archive:
-                for name, column in arrays.items():
-                    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                        npy_format.write_array(member, column, allow_pickle=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, spath)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+
+    def write(fh) -> None:
+        with zipfile.ZipFile(fh, "w", compression=method, allowZip64=True) as archive:
+            for name, column in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    npy_format.write_array(member, column, allow_pickle=True)
+
+    atomic_write(path, write)

@@ -93,12 +93,12 @@ class RecurrentCell(nn.Module):
         raise NotImplementedError
 
     def split_state(self, packed: Tensor) -> State:
-        """Flat packed state (reference order) → the tuple the loop carries."""
-        raise NotImplementedError
+        """Flat packed state (reference order) → the tuple the loop carries (two halves by default)."""
+        return tuple(packed.split(self.num_units, dim=1))
 
     def pack_state(self, state: State) -> Tensor:
         """Tuple state → the flat packed state in the reference order."""
-        raise NotImplementedError
+        return torch.cat(state, dim=1)
 
     def zero_state(self, batch_size: int, device=None, dtype=None) -> State:
         """All-zero state for `batch_size` sketches."""
@@ -152,13 +152,6 @@ class LSTMCell(RecurrentCell):
     def output(self, state: State) -> Tensor:
         return state[1]
 
-    def split_state(self, packed: Tensor) -> State:
-        c, h = packed.split(self.num_units, dim=1)
-        return c, h
-
-    def pack_state(self, state: State) -> Tensor:
-        return torch.cat(state, dim=1)
-
     def tf_variables(self) -> dict[str, Slot]:
         s = self.scope
         return {f"{s}/W_xh": (self.W_xh, None), f"{s}/W_hh": (self.W_hh, None), f"{s}/bias": (self.bias, None)}
@@ -201,13 +194,6 @@ class LayerNormLSTMCell(RecurrentCell):
 
     def output(self, state: State) -> Tensor:
         return state[0]
-
-    def split_state(self, packed: Tensor) -> State:
-        h, c = packed.split(self.num_units, dim=1)
-        return h, c
-
-    def pack_state(self, state: State) -> Tensor:
-        return torch.cat(state, dim=1)
 
     def tf_variables(self) -> dict[str, Slot]:
         s = self.scope
@@ -294,9 +280,6 @@ class HyperLSTMCell(RecurrentCell):
         n, m = self.num_units, self.hyper_num_units
         h, h_hyper, c, c_hyper = packed.split([n, m, n, m], dim=1)
         return h, h_hyper, c, c_hyper
-
-    def pack_state(self, state: State) -> Tensor:
-        return torch.cat(state, dim=1)
 
     def tf_variables(self) -> dict[str, Slot]:
         s = self.scope

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import IO, Any, Optional, Union
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -166,25 +164,3 @@ def as_labels(labels: Any, count: int, what: str, noun: str) -> Optional[list[st
     return out
 
 
-def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write a file through a temporary file in its directory and ``os.replace``; parent dirs are created."""
-    target = Path(path)
-    if target.is_dir():
-        raise IsADirectoryError(f"{target}: is a directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return target

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ._common import (
-    Layout, PathLike, as_labels, as_layout, as_strokes, atomic_write, fit_lines, lines_of, pair, path_data,
+    Layout, PathLike, as_labels, as_layout, as_strokes, fit_lines, lines_of, pair, path_data,
     positive,
 )
 from .raster import _check_mode, _finish, _pil, default_margin, render_png, save_image

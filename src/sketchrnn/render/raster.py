@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
-from ._common import PathLike, as_strokes, atomic_write, fit_lines, lines_of, pair, positive
+from ..atomic import atomic_write
+from ._common import PathLike, as_strokes, fit_lines, lines_of, pair, positive
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage

@@ -9,7 +9,8 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from ..data.strokes import get_bounds
-from ._common import PathLike, as_strokes, atomic_write, fmt, lines_of, path_data, positive
+from ..atomic import atomic_write
+from ._common import PathLike, as_strokes, fmt, lines_of, path_data, positive
 
 __all__ = ["sketch_to_svg", "save_svg"]
 

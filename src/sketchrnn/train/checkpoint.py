@@ -28,7 +28,8 @@ import torch
 from safetensors.torch import load_file
 
 from ..model import SketchRNN
-from ..store import atomic_write_json, is_model_dir, load_model, save_model, save_tensors
+from ..atomic import atomic_write_json
+from ..store import is_model_dir, load_model, save_model, save_tensors
 
 RUN = "run.json"
 POINTER = "checkpoint.json"
