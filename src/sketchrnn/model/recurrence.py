@@ -11,7 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .cells import RecurrentCell, State
+from .cells import LSTMCell, RecurrentCell, State
+from .fast import lstm_sequence
+
+FAST_PATH = True  # use the hand-written backward where a cell has one (tests switch it off to compare)
 
 
 def dropout_masks(shape: tuple[int, ...], keep_prob: float, device=None, dtype=None) -> Tensor:
@@ -20,12 +23,19 @@ def dropout_masks(shape: tuple[int, ...], keep_prob: float, device=None, dtype=N
     return keep.to(dtype or torch.float32) / keep_prob
 
 
-def run_cell(cell: RecurrentCell, xw: Tensor, state: State, keep_masks: Tensor | None = None) -> tuple[Tensor, State]:
+def run_cell(
+    cell: RecurrentCell, xw: Tensor, state: State, keep_masks: Tensor | None = None, fast: bool | None = None
+) -> tuple[Tensor, State]:
     """Run `cell` over projected inputs `xw [B, T, P]` (from ``cell.project_input``) from `state`.
 
     `keep_masks [T, B, n]` are the recurrent-dropout masks (None: no dropout). Returns the outputs
-    ``[B, T, n]`` and the state after the last step.
+    ``[B, T, n]`` and the state after the last step. `fast` (default `FAST_PATH`) takes the
+    hand-written backward for an LSTM cell when gradients are needed.
     """
+    if (FAST_PATH if fast is None else fast) and isinstance(cell, LSTMCell) and torch.is_grad_enabled():
+        c0, h0 = state
+        outputs, c, h = lstm_sequence(xw, cell.W_hh, c0, h0, keep_masks)
+        return outputs, (c, h)
     outputs: list[Tensor] = []
     # unbind once: indexing xw[:, t] inside the loop would make autograd build a full-size
     # gradient buffer for every step (quadratic in the sequence length)

@@ -1,0 +1,59 @@
+"""The fast recurrent path computes what the plain (autograd) path computes: values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import GOLDEN_TF, assert_close
+from sketchrnn import HParams, SketchRNN
+from sketchrnn.data import load_dataset
+from sketchrnn.model import recurrence
+from sketchrnn.model.cells import LSTMCell
+from sketchrnn.model.recurrence import dropout_masks, run_cell
+
+
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_lstm_sequence_matches_the_plain_loop(with_masks: bool) -> None:
+    torch.manual_seed(0)
+    cell = LSTMCell(7, 16)
+    x = torch.randn(5, 30, 7)
+    state0 = (torch.randn(5, 16, requires_grad=True), torch.randn(5, 16, requires_grad=True))
+    masks = dropout_masks((30, 5, 16), 0.7) if with_masks else None
+    weights = torch.randn(5, 30, 16)  # a loss that reads every output and the final state
+    results = []
+    for fast in (False, True):
+        cell.zero_grad()
+        for s in state0:
+            s.grad = None
+        xw = cell.project_input(x)
+        out, (c, h) = run_cell(cell, xw, state0, masks, fast=fast)
+        loss = (out * weights).sum() + (c * 0.3).sum() + (h * 0.7).sum()
+        loss.backward()
+        results.append((out.detach(), c.detach(), h.detach(), cell.W_hh.grad.clone(), cell.W_xh.grad.clone(),
+                        cell.bias.grad.clone(), state0[0].grad.clone(), state0[1].grad.clone()))
+    names = ["outputs", "c_T", "h_T", "dW_hh", "dW_xh", "dbias", "dc0", "dh0"]
+    for name, plain, fast in zip(names, *results):
+        assert_close(fast, plain, 1e-5, name)
+
+
+def test_whole_model_fast_equals_plain_with_dropout(monkeypatch) -> None:
+    """Training loss and every gradient of a conditional LSTM model, recurrent dropout on, same masks."""
+    data = load_dataset(GOLDEN_TF / "aaron_sheep_subset_le60.npz", seed=0)
+    hps = HParams.preset("tiny").replace(max_seq_len=data.max_seq_len)
+    batch = data.train.random_batch(8)
+    x = torch.from_numpy(batch.inputs)
+    torch.manual_seed(1)
+    model = SketchRNN(hps).train()
+    grads = []
+    for fast in (False, True):
+        monkeypatch.setattr(recurrence, "FAST_PATH", fast)
+        torch.manual_seed(2)  # same ε and the same dropout masks on both paths
+        model.zero_grad()
+        loss = model.compute_loss(x, batch.lengths, 0.5)
+        loss.cost.backward()
+        grads.append((loss.cost.item(), {k: p.grad.clone() for k, p in model.named_parameters()}))
+    (plain_cost, plain), (fast_cost, fast) = grads
+    assert fast_cost == pytest.approx(plain_cost, rel=1e-6)
+    for name in plain:
+        assert_close(fast[name], plain[name], 1e-5, name)
