@@ -46,7 +46,11 @@ def download(name: str, directory: Path | None = None, base_url: str | None = No
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
-        load_npz(tmp)  # refuse to cache a truncated or malformed file
+        try:
+            load_npz(tmp)  # refuse to cache a truncated or malformed file
+        except DataFileError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+            raise DataFileError(f"{url}: the downloaded file is not a valid sketch-rnn .npz ({reason}); not kept")
         os.replace(tmp, target)
     except urllib.error.HTTPError as exc:
         raise DataFileError(f"{url}: download failed (HTTP {exc.code}); is {name!r} a Quick, Draw! category?") from None
