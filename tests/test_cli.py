@@ -205,6 +205,20 @@ def test_sample_from_an_official_model(tmp_path):
     assert main(["sample", str(SHEEP), "--z", str(tmp_path / "z.npy"), "--out", str(tmp_path / "D2z")]) == 2
 
 
+def test_temperature_sweep(run, tmp_path):
+    """One row per temperature, the same z down each column (the paper's sweep figure)."""
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "sweep"
+    assert main(["sample", str(run), "--n", "2", "--seed", "3", "--sweep", "0.1,0.5,1", "--columns", "3",
+                 "--out", str(out)]) == 0
+    root = ET.parse(out / "sweep.svg").getroot()
+    paths = [p for p in root.iter(f"{SVG_NS}path") if p.get("d")]
+    labels = [t.text for t in root.iter(f"{SVG_NS}text")]
+    assert len(paths) == 9 and labels == ["T=0.1", "T=0.5", "T=1"]
+    check_png(out / "sweep.png")
+
+
 def test_sample_with_given_latent_vectors(run, tmp_path):
     z = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
@@ -230,7 +244,7 @@ def test_reconstruct_writes_originals_and_reconstructions(run, tmp_path, capsys)
     check_svg(out / "reconstruct.svg")
     check_png(out / "reconstruct.png")
     grid_text = (out / "reconstruct.svg").read_text()
-    for label in ("original", "τ=0.1", "τ=1"):
+    for label in ("original", "T=0.1", "T=1"):
         assert label in grid_text
     with Image.open(out / "reconstruct.png") as grid:  # 3 rows of 3 cells, and a row of labels
         assert grid.width < grid.height < 1.5 * grid.width

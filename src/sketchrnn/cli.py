@@ -135,6 +135,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _write_sketches(out, sketches, "sample", gif=args.gif)
     _write_grid(out, grid_from_list(sketches, args.columns), "grid")
     print(f"wrote {len(sketches)} sketches to {out}/ (sample_*.svg, sample_*.png, grid.svg, grid.png, sample.npz)")
+    if args.sweep:
+        # one row per temperature; column k uses the same latent vector (and seed) in every row
+        columns = args.columns
+        if model.hps.conditional and z is None:
+            z = np.random.default_rng(args.seed).standard_normal((columns, model.hps.z_size))
+        rows = [model.sample(columns, temperature=t, z=z[:columns] if z is not None and z.ndim == 2 else z,
+                             seed=args.seed) for t in args.sweep]
+        _write_grid(out, rows, "sweep", labels=[f"T={t:g}" for t in args.sweep])
+        print(f"wrote a temperature sweep ({', '.join(f'{t:g}' for t in args.sweep)}) to {out}/sweep.svg, sweep.png")
     return 0
 
 
@@ -148,7 +157,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         columns.append(model.reconstruct(originals, temperature=t, use_mean=not args.sample_z, seed=args.seed))
     grid = [list(row) for row in zip(*columns)]
     out = Path(args.out)
-    _write_grid(out, grid, "reconstruct", column_labels=["original"] + [f"τ={t:g}" for t in args.temperatures])
+    _write_grid(out, grid, "reconstruct", column_labels=["original"] + [f"T={t:g}" for t in args.temperatures])
     for k, t in enumerate(args.temperatures):
         _write_sketches(out, columns[k + 1], f"reconstruct_t{t:g}")
     _write_sketches(out, originals, "original")
@@ -243,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for repeatable output")
     p.add_argument("--columns", type=int, default=4, help="columns of the grid picture")
     p.add_argument("--gif", action="store_true", help="also write an animated GIF per sketch")
+    p.add_argument("--sweep", type=_floats, metavar="T1,T2,...",
+                   help="also draw a temperature sweep: one row per τ, the same z down each column")
     p.add_argument("--out", default="samples", help="output directory (default: samples)")
     p.set_defaults(func=cmd_sample)
 

@@ -175,3 +175,24 @@ def test_sampling_path_step_by_step(which: str) -> None:
 
 def test_error_measure_fails_on_nan() -> None:
     assert max_error([np.nan], [0.0]) == float("inf")
+
+
+def test_import_errors_name_the_variable() -> None:
+    g, meta = golden("A_cond_enc-lstm_dec-lstm")
+    good = variables(g, "init/")
+    missing = dict(good)
+    del missing["vector_rnn/RNN/LSTMCell/W_hh"]
+    with pytest.raises(ValueError, match="missing TF variable 'vector_rnn/RNN/LSTMCell/W_hh'"):
+        from_tf_variables(missing, meta["hps"])
+    extra = dict(good, **{"vector_rnn/RNN/Surprise/w": np.zeros(3, np.float32)})
+    with pytest.raises(ValueError, match="unexpected TF variable 'vector_rnn/RNN/Surprise/w'"):
+        from_tf_variables(extra, meta["hps"])
+    wrong = dict(good, **{"vector_rnn/RNN/output_b": np.zeros(32, np.float32)})
+    with pytest.raises(ValueError, match=r"'vector_rnn/RNN/output_b' has shape \[32\], expected \[33\]"):
+        from_tf_variables(wrong, meta["hps"])
+    # magenta's model_config.json dicts store booleans as 0/1; names may carry TF's ":0"
+    config = {k: int(v) if isinstance(v, bool) else v for k, v in meta["hps"].items()}
+    model = from_tf_variables({f"{k}:0": v for k, v in good.items()}, config)
+    assert model.hps.conditional is True
+    for name, value in to_tf_variables(model).items():
+        assert np.array_equal(value, good[name])
