@@ -1,4 +1,4 @@
-"""A fast path for the LSTM time loop: the same maths with a hand-written backward through time.
+"""A fast path for the LSTM and LayerNorm-LSTM time loops: the same maths with a hand-written backward through time.
 
 Autograd records a dozen nodes per time step and multiplies out the recurrent weight gradient one
 step at a time. Here the forward loop runs without recording anything and keeps the gate
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from .cells import FORGET_BIAS, LN_EPSILON
 
 
 class LSTMSequence(torch.autograd.Function):
@@ -75,6 +77,103 @@ class LSTMSequence(torch.autograd.Function):
         flat = d_gates.reshape(steps * batch, width)
         d_w_hh = hs[:-1].reshape(steps * batch, n).t() @ flat  # Σ_t h_{t−1}ᵀ ∂gates_t in one multiply
         return d_gates.transpose(0, 1), d_w_hh, dc, dh, None
+
+
+def _ln_backward(d_normed: Tensor, normed: Tensor, rstd: Tensor) -> Tensor:
+    """Gradient through x̂ = (x − mean)·rstd over the last dim: rstd·(∂x̂ − mean ∂x̂ − x̂·mean(∂x̂ x̂))."""
+    mean_d = d_normed.mean(-1, keepdim=True)
+    mean_dx = (d_normed * normed).mean(-1, keepdim=True)
+    return (d_normed - mean_d - normed * mean_dx) * rstd
+
+
+class LayerNormLSTMSequence(torch.autograd.Function):
+    """Outputs h_1..h_T and the final (h_T, c_T) of magenta's LayerNormLSTMCell.
+
+    Inputs: `xw [B, T, 4n]` (x W_xh), `w_hh [n, 4n]`, the gate layer norm's `gamma, beta [4n]`,
+    the cell layer norm's `gamma_c, beta_c [n]`, initial `h0, c0 [B, n]`, `masks [T, B, n]` or None.
+    """
+
+    @staticmethod
+    def forward(ctx, xw, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks):  # type: ignore[override]
+        batch, steps, width = xw.shape
+        n = width // 4
+        eps = LN_EPSILON
+        xw_t = xw.transpose(0, 1)
+        normed = xw.new_empty(steps, batch, width)  # per-gate-block normalised pre-activations
+        rstd = xw.new_empty(steps, batch, 4, 1)
+        acts = xw.new_empty(steps, batch, width)  # σ(i), tanh(j), σ(f+1), σ(o)
+        cs = xw.new_empty(steps + 1, batch, n)
+        hs = xw.new_empty(steps + 1, batch, n)
+        c_normed = xw.new_empty(steps, batch, n)
+        c_rstd = xw.new_empty(steps, batch, 1)
+        tus = xw.new_empty(steps, batch, n)  # tanh(LN(c'))
+        hs[0], cs[0] = h0, c0
+        for t in range(steps):
+            s = torch.addmm(xw_t[t], hs[t], w_hh).view(batch, 4, n)
+            out, _, r = torch.native_layer_norm(s, (n,), None, None, eps)
+            normed[t] = out.view(batch, width)
+            rstd[t] = r
+            a = torch.addcmul(beta, normed[t], gamma, out=acts[t])
+            a[:, 2 * n : 3 * n] += FORGET_BIAS
+            a[:, :n].sigmoid_()
+            a[:, n : 2 * n].tanh_()
+            a[:, 2 * n :].sigmoid_()
+            g = a[:, n : 2 * n] if masks is None else a[:, n : 2 * n] * masks[t]
+            torch.mul(cs[t], a[:, 2 * n : 3 * n], out=cs[t + 1]).addcmul_(a[:, :n], g)  # c' = c σ(f+1) + σ(i) g
+            out_c, _, r_c = torch.native_layer_norm(cs[t + 1], (n,), None, None, eps)
+            c_normed[t], c_rstd[t] = out_c, r_c
+            torch.tanh(torch.addcmul(beta_c, out_c, gamma_c), out=tus[t])
+            torch.mul(tus[t], a[:, 3 * n :], out=hs[t + 1])  # h' = tanh(LN(c')) σ(o)
+        ctx.save_for_backward(w_hh, gamma, gamma_c, normed, rstd, acts, cs, hs, c_normed, c_rstd, tus, masks)
+        return hs[1:].transpose(0, 1).contiguous(), hs[steps].clone(), cs[steps].clone()
+
+    @staticmethod
+    def backward(ctx, d_out, d_h_last, d_c_last):  # type: ignore[override]
+        w_hh, gamma, gamma_c, normed, rstd, acts, cs, hs, c_normed, c_rstd, tus, masks = ctx.saved_tensors
+        steps, batch, width = acts.shape
+        n = width // 4
+        d_s = acts.new_empty(steps, batch, width)  # gradient of the raw pre-activations = of xw
+        d_gamma = torch.zeros_like(gamma)
+        d_beta = torch.zeros_like(gamma)
+        d_gamma_c = torch.zeros_like(gamma_c)
+        d_beta_c = torch.zeros_like(gamma_c)
+        dh = d_h_last.clone() if d_h_last is not None else acts.new_zeros(batch, n)
+        dc = d_c_last.clone() if d_c_last is not None else acts.new_zeros(batch, n)
+        d_out_t = d_out.transpose(0, 1) if d_out is not None else None
+        w_t = w_hh.t()
+        da = acts.new_empty(batch, width)
+        for t in reversed(range(steps)):
+            if d_out_t is not None:
+                dh = dh + d_out_t[t]
+            a, tu = acts[t], tus[t]
+            i, g, f, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
+            du = dh * o * (1 - tu * tu)  # through h' = tanh(u) σ(o), u = LN(c')·γc + βc
+            d_gamma_c += (du * c_normed[t]).sum(0)
+            d_beta_c += du.sum(0)
+            dc = dc + _ln_backward(du * gamma_c, c_normed[t], c_rstd[t])
+            gm = g if masks is None else g * masks[t]
+            torch.mul(dc, gm, out=da[:, :n])
+            torch.mul(dc, i, out=da[:, n : 2 * n])
+            if masks is not None:
+                da[:, n : 2 * n] *= masks[t]
+            torch.mul(dc, cs[t], out=da[:, 2 * n : 3 * n])
+            torch.mul(dh, tu, out=da[:, 3 * n :])
+            deriv = a * (1 - a)
+            deriv[:, n : 2 * n] = 1 - g * g
+            da.mul_(deriv)  # ∂ of the layer-normed gates
+            d_gamma += (da * normed[t]).sum(0)
+            d_beta += da.sum(0)
+            dc = dc * f
+            d_normed = (da * gamma).view(batch, 4, n)
+            d_s[t] = _ln_backward(d_normed, normed[t].view(batch, 4, n), rstd[t]).view(batch, width)
+            dh = d_s[t] @ w_t
+        d_w_hh = hs[:-1].reshape(steps * batch, n).t() @ d_s.reshape(steps * batch, width)
+        return d_s.transpose(0, 1), d_w_hh, d_gamma, d_beta, d_gamma_c, d_beta_c, dh, dc, None
+
+
+def layer_norm_lstm_sequence(xw, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks):
+    """(outputs [B, T, n], h_T, c_T) through `LayerNormLSTMSequence`."""
+    return LayerNormLSTMSequence.apply(xw, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks)
 
 
 def lstm_sequence(xw: Tensor, w_hh: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None):
