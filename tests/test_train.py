@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -186,3 +187,33 @@ def test_a_second_run_in_the_same_directory_is_refused(tmp_path) -> None:
     train(run, TINY, data=[SUBSET], steps=2, seed=0, progress=False)
     with pytest.raises(FileExistsError, match="--resume"):
         train(run, TINY, data=[SUBSET], steps=2, seed=0, progress=False)
+
+
+def test_ctrl_c_stops_after_the_step_and_saves(tmp_path) -> None:
+    """SIGINT during training: the run stops cleanly, saves the step it reached, and resumes from it."""
+    run = tmp_path / "interrupted"
+    script = textwrap.dedent(
+        """
+        import sys
+        from sketchrnn import HParams
+        from sketchrnn.train import train
+        s = train(sys.argv[1], HParams.preset("tiny").replace(save_every=1000), data=[sys.argv[2]], steps=100000,
+                  seed=4, progress=False)
+        print("STOPPED", s.stopped, s.step, flush=True)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(run), str(SUBSET)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    start = time.monotonic()
+    while not (run / "metrics.jsonl").exists() or len(metrics(run, "train")) < 2:  # steps 1 and 20 logged
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() - start < 120, "training never reached step 20"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    _, stopped, step = out.split()[-3:]
+    assert stopped == "interrupted" and int(step) >= 20
+    assert read_pointer(run)["last_step"] == int(step)
+    resumed = train(run, resume=True, steps=int(step) + 2, progress=False)
+    assert resumed.step == int(step) + 2

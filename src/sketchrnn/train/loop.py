@@ -5,13 +5,15 @@ Each step: lr and KL weight from the step count before the update, a random augm
 Every `save_every` steps the model is evaluated on the validation split (no dropout, z sampled
 with a fixed noise stream, KL weight `kl_weight_start` as the reference's eval model has it); the
 best model on validation is saved and evaluated on the test split. A non-finite loss or gradient
-skips the update; too many in a row stop training.
+skips the update; too many in a row stop training. Ctrl-C stops after the current step and saves.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +115,26 @@ def _note(bar, text: str) -> None:
         print(text, flush=True)
 
 
+class _GracefulInterrupt:
+    """The first Ctrl-C (SIGINT) asks the loop to stop after the current step and save; a second one quits."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
 @dataclass
 class TrainSummary:
     """What a call to `train` did."""
@@ -120,7 +142,7 @@ class TrainSummary:
     run_dir: Path
     step: int
     best_valid_cost: float | None
-    stopped: str  # "steps", "minutes"
+    stopped: str  # "steps", "minutes" or "interrupted"
     train_costs: list[float]
 
 
@@ -213,10 +235,15 @@ def train(
         state.elapsed_seconds = elapsed_before + time.monotonic() - start_time
         return state
 
+    interrupt = _GracefulInterrupt()
     try:
         while state.step < total_steps:
             if minutes is not None and time.monotonic() - start_time >= minutes * 60:
                 stopped = "minutes"
+                break
+            if interrupt.requested:
+                stopped = "interrupted"
+                _note(bar, f"interrupted at step {state.step}: saving a checkpoint (Ctrl-C again to quit at once)")
                 break
             t0 = time.perf_counter()
             step = state.step
@@ -261,6 +288,7 @@ def train(
                 _validate_and_save(run_dir, model, dataset, hps, seed, state, snapshot, log, bar)
                 last_saved = state.step
     finally:
+        interrupt.restore()
         if bar is not None:
             bar.close()
     if state.step != last_saved:
