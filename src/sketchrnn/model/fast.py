@@ -19,64 +19,67 @@ from .cells import FORGET_BIAS, LN_EPSILON
 class LSTMSequence(torch.autograd.Function):
     """Outputs h_1..h_T and the final (c_T, h_T) of magenta's LSTMCell over projected inputs.
 
-    Inputs: `xw [B, T, 4n]` (x W_xh + b, with the forget bias +1 folded in), `w_hh [n, 4n]`,
-    initial `c0, h0 [B, n]`, and recurrent-dropout `masks [T, B, n]` (or None).
+    Every tensor carries a leading dimension D of independent cells run side by side (the
+    encoder's two directions share one loop, D = 2; the decoder has D = 1): `xw [D, B, T, 4n]`
+    (x W_xh + b, with the forget bias +1 folded in), `w_hh [D, n, 4n]`, initial `c0, h0 [D, B, n]`,
+    recurrent-dropout `masks [T, D, B, n]` or None.
     """
 
     @staticmethod
     def forward(ctx, xw: Tensor, w_hh: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None):  # type: ignore[override]
-        batch, steps, width = xw.shape
+        cells, batch, steps, width = xw.shape
         n = width // 4
-        xw_t = xw.transpose(0, 1)
-        acts = xw.new_empty(steps, batch, width)  # σ(i), tanh(j), σ(f+1), σ(o)
-        cs = xw.new_empty(steps + 1, batch, n)
-        hs = xw.new_empty(steps + 1, batch, n)
-        tcs = xw.new_empty(steps, batch, n)  # tanh(c_t)
+        xw_t = xw.permute(2, 0, 1, 3)  # [T, D, B, 4n]
+        acts = xw.new_empty(steps, cells, batch, width)  # σ(i), tanh(j), σ(f+1), σ(o)
+        cs = xw.new_empty(steps + 1, cells, batch, n)
+        hs = xw.new_empty(steps + 1, cells, batch, n)
+        tcs = xw.new_empty(steps, cells, batch, n)  # tanh(c_t)
         cs[0], hs[0] = c0, h0
         for t in range(steps):
             a = acts[t]
-            torch.addmm(xw_t[t], hs[t], w_hh, out=a)
-            a[:, :n].sigmoid_()
-            a[:, n : 2 * n].tanh_()
-            a[:, 2 * n :].sigmoid_()
-            g = a[:, n : 2 * n] if masks is None else a[:, n : 2 * n] * masks[t]
-            torch.mul(cs[t], a[:, 2 * n : 3 * n], out=cs[t + 1]).addcmul_(a[:, :n], g)  # c' = c σ(f) + σ(i) g
+            torch.baddbmm(xw_t[t], hs[t], w_hh, out=a)
+            a[..., :n].sigmoid_()
+            a[..., n : 2 * n].tanh_()
+            a[..., 2 * n :].sigmoid_()
+            g = a[..., n : 2 * n] if masks is None else a[..., n : 2 * n] * masks[t]
+            torch.mul(cs[t], a[..., 2 * n : 3 * n], out=cs[t + 1]).addcmul_(a[..., :n], g)  # c' = c σ(f) + σ(i) g
             torch.tanh(cs[t + 1], out=tcs[t])
-            torch.mul(tcs[t], a[:, 3 * n :], out=hs[t + 1])  # h' = tanh(c') σ(o)
+            torch.mul(tcs[t], a[..., 3 * n :], out=hs[t + 1])  # h' = tanh(c') σ(o)
         ctx.save_for_backward(w_hh, acts, cs, hs, tcs, masks)
-        return hs[1:].transpose(0, 1).contiguous(), cs[steps].clone(), hs[steps].clone()
+        return hs[1:].permute(1, 2, 0, 3).contiguous(), cs[steps].clone(), hs[steps].clone()
 
     @staticmethod
     def backward(ctx, d_out: Tensor | None, d_c_last: Tensor | None, d_h_last: Tensor | None):  # type: ignore[override]
         w_hh, acts, cs, hs, tcs, masks = ctx.saved_tensors
-        steps, batch, width = acts.shape
+        steps, cells, batch, width = acts.shape
         n = width // 4
-        d_gates = acts.new_empty(steps, batch, width)
-        dh = d_h_last.clone() if d_h_last is not None else acts.new_zeros(batch, n)
-        dc = d_c_last.clone() if d_c_last is not None else acts.new_zeros(batch, n)
-        d_out_t = d_out.transpose(0, 1) if d_out is not None else None
-        w_t = w_hh.t()
+        d_gates = acts.new_empty(steps, cells, batch, width)
+        dh = d_h_last.clone() if d_h_last is not None else acts.new_zeros(cells, batch, n)
+        dc = d_c_last.clone() if d_c_last is not None else acts.new_zeros(cells, batch, n)
+        d_out_t = d_out.permute(2, 0, 1, 3) if d_out is not None else None  # [T, D, B, n]
+        w_t = w_hh.transpose(1, 2)
         for t in reversed(range(steps)):
             if d_out_t is not None:
                 dh = dh + d_out_t[t]
             a, tc, dg = acts[t], tcs[t], d_gates[t]
-            i, g, f, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
+            i, g, f, o = a[..., :n], a[..., n : 2 * n], a[..., 2 * n : 3 * n], a[..., 3 * n :]
             dc = dc.addcmul(dh * o, 1 - tc * tc)  # ∂c += ∂h · σ(o) · (1 − tanh²c)
             gm = g if masks is None else g * masks[t]
-            torch.mul(dc, gm, out=dg[:, :n])  # ∂σ(i)
-            torch.mul(dc, i, out=dg[:, n : 2 * n])  # ∂g
+            torch.mul(dc, gm, out=dg[..., :n])  # ∂σ(i)
+            torch.mul(dc, i, out=dg[..., n : 2 * n])  # ∂g
             if masks is not None:
-                dg[:, n : 2 * n] *= masks[t]
-            torch.mul(dc, cs[t], out=dg[:, 2 * n : 3 * n])  # ∂σ(f)
-            torch.mul(dh, tc, out=dg[:, 3 * n :])  # ∂σ(o)
+                dg[..., n : 2 * n] *= masks[t]
+            torch.mul(dc, cs[t], out=dg[..., 2 * n : 3 * n])  # ∂σ(f)
+            torch.mul(dh, tc, out=dg[..., 3 * n :])  # ∂σ(o)
             deriv = a * (1 - a)  # σ' = σ(1 − σ) on i, f, o
-            deriv[:, n : 2 * n] = 1 - g * g  # tanh' = 1 − tanh² on j
+            deriv[..., n : 2 * n] = 1 - g * g  # tanh' = 1 − tanh² on j
             dg.mul_(deriv)
             dc = dc * f
-            dh = dg @ w_t
-        flat = d_gates.reshape(steps * batch, width)
-        d_w_hh = hs[:-1].reshape(steps * batch, n).t() @ flat  # Σ_t h_{t−1}ᵀ ∂gates_t in one multiply
-        return d_gates.transpose(0, 1), d_w_hh, dc, dh, None
+            dh = torch.bmm(dg, w_t)
+        # Σ_t h_{t−1}ᵀ ∂gates_t for every cell in one batched multiply
+        h_prev = hs[:-1].permute(1, 3, 0, 2).reshape(cells, n, steps * batch)
+        d_w_hh = torch.bmm(h_prev, d_gates.permute(1, 0, 2, 3).reshape(cells, steps * batch, width))
+        return d_gates.permute(1, 2, 0, 3), d_w_hh, dc, dh, None
 
 
 def _ln_backward(d_normed: Tensor, normed: Tensor, rstd: Tensor) -> Tensor:
@@ -177,5 +180,8 @@ def layer_norm_lstm_sequence(xw, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, mas
 
 
 def lstm_sequence(xw: Tensor, w_hh: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None):
-    """(outputs [B, T, n], c_T, h_T) through `LSTMSequence`."""
-    return LSTMSequence.apply(xw, w_hh, c0, h0, masks)
+    """(outputs, c_T, h_T) through `LSTMSequence`; without the leading D dimension, one cell (D = 1)."""
+    if xw.dim() == 4:
+        return LSTMSequence.apply(xw, w_hh, c0, h0, masks)
+    out, c, h = LSTMSequence.apply(xw[None], w_hh[None], c0[None], h0[None], None if masks is None else masks[:, None])
+    return out[0], c[0], h[0]

@@ -25,7 +25,7 @@ from .mixture import (
     sketch_log_likelihood,
     split_output,
 )
-from .recurrence import dropout_masks, last_outputs, reverse_padded, run_cell
+from .recurrence import dropout_masks, last_outputs, reverse_padded, run_cell, run_cells_side_by_side
 
 STROKE_DIM = 5
 
@@ -96,12 +96,12 @@ class SketchRNN(nn.Module):
         lengths = as_lengths(lengths, inputs.device)
         x = inputs[:, 1:]
         batch, steps, _ = x.shape
-        outs = []
-        for cell, seq in ((self.enc_fw, x), (self.enc_bw, reverse_padded(x, lengths))):
-            state = cell.zero_state(batch, x.device, x.dtype)
-            masks = self._recurrent_masks(steps, batch, cell.num_units, x)
-            h, _ = run_cell(cell, cell.project_input(seq), state, masks)
-            outs.append(last_outputs(h, lengths))
+        cells = [self.enc_fw, self.enc_bw]
+        seqs = [x, reverse_padded(x, lengths)]  # backward direction: each sketch's own points, reversed
+        states = [cell.zero_state(batch, x.device, x.dtype) for cell in cells]
+        masks = [self._recurrent_masks(steps, batch, cell.num_units, x) for cell in cells]
+        hs = run_cells_side_by_side(cells, [c.project_input(s) for c, s in zip(cells, seqs)], states, masks)
+        outs = [last_outputs(h, lengths) for h in hs]
         return torch.cat(outs, dim=1)
 
     def encode(self, inputs: Tensor, lengths: Tensor | Sequence[int]) -> tuple[Tensor, Tensor]:
