@@ -97,6 +97,11 @@ def main() -> None:
                            args.repeats, args.warmup)
         s = statistics.median(times)
         print(f"{'dec_model=' + cell + ' (dropout on)':>28s}: {s:7.3f} s/step  (ratio {s / ref_s:.2f})")
+    t0 = time.perf_counter()
+    for _ in range(10):
+        data.train.random_batch(base.batch_size)  # augmentation (scaling, point dropping) and padding
+    prep = (time.perf_counter() - t0) / 10
+    print(f"data preparation per batch: {prep * 1e3:.1f} ms = {100 * prep / ref_s:.2f}% of the baseline step")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MB")
 

@@ -37,7 +37,10 @@ class LSTMSequence(torch.autograd.Function):
         cs[0], hs[0] = c0, h0
         for t in range(steps):
             a = acts[t]
-            torch.baddbmm(xw_t[t], hs[t], w_hh, out=a)
+            if cells == 1:
+                torch.addmm(xw_t[t, 0], hs[t, 0], w_hh[0], out=a[0])
+            else:  # small cells side by side: one batched multiply (see recurrence.run_cells_side_by_side)
+                torch.baddbmm(xw_t[t], hs[t], w_hh, out=a)
             a[..., :n].sigmoid_()
             a[..., n : 2 * n].tanh_()
             a[..., 2 * n :].sigmoid_()
@@ -75,10 +78,12 @@ class LSTMSequence(torch.autograd.Function):
             deriv[..., n : 2 * n] = 1 - g * g  # tanh' = 1 − tanh² on j
             dg.mul_(deriv)
             dc = dc * f
-            dh = torch.bmm(dg, w_t)
-        # Σ_t h_{t−1}ᵀ ∂gates_t for every cell in one batched multiply
-        h_prev = hs[:-1].permute(1, 3, 0, 2).reshape(cells, n, steps * batch)
-        d_w_hh = torch.bmm(h_prev, d_gates.permute(1, 0, 2, 3).reshape(cells, steps * batch, width))
+            dh = torch.mm(dg[0], w_t[0])[None] if cells == 1 else torch.bmm(dg, w_t)
+        # Σ_t h_{t−1}ᵀ ∂gates_t: one large multiply per cell
+        d_w_hh = torch.stack([
+            hs[:-1, d].reshape(steps * batch, n).t() @ d_gates[:, d].reshape(steps * batch, width)
+            for d in range(cells)
+        ])
         return d_gates.permute(1, 2, 0, 3), d_w_hh, dc, dh, None
 
 
