@@ -287,6 +287,16 @@ def test_missing_data_file(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("content", [b'{"word": "cat", "drawing": [[1, 2], "oops"]}\n', b"PK\x03\x04truncated"])
+def test_malformed_data_file_is_one_line(tmp_path, capsys, content):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(content)
+    assert main(["train", "--data", str(junk), "--preset", "tiny", "--steps", "1", "--out", str(tmp_path / "r"),
+                 "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(junk) in lines[0] and "Traceback" not in lines[0]
+
+
 def test_eval_of_a_directory_that_is_not_a_run(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
