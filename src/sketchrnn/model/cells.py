@@ -60,19 +60,23 @@ def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, groups: int = 1) -> Tenso
 
 
 class RecurrentCell(nn.Module):
-    """What every cell provides to the time loop."""
+    """What every cell provides to the time loop, and the weights all of the reference's cells share:
+    W_xh [input, 4n] (glorot-uniform) and W_hh [n, 4n] (an orthogonal block per gate)."""
 
-    input_size: int
-    num_units: int
+    def __init__(self, input_size: int, num_units: int) -> None:
+        super().__init__()
+        self.input_size, self.num_units = input_size, num_units
+        self.W_xh = nn.Parameter(glorot_uniform_(torch.empty(input_size, 4 * num_units)))
+        self.W_hh = nn.Parameter(lstm_orthogonal_(torch.empty(num_units, 4 * num_units)))
 
     @property
     def state_size(self) -> int:
-        """Width of the packed state that the initial-state layer produces."""
-        raise NotImplementedError
+        """Width of the packed state that the initial-state layer produces (h and c by default)."""
+        return 2 * self.num_units
 
     def input_weight(self) -> Tensor:
         """Matrix [input_size, P] applied to the input at every step (hoisted out of the loop)."""
-        raise NotImplementedError
+        return self.W_xh
 
     def input_offset(self) -> Tensor | None:
         """Constant [P] added to the projected input before the loop (None: nothing to add)."""
@@ -120,18 +124,8 @@ class LSTMCell(RecurrentCell):
     scope = "LSTMCell"
 
     def __init__(self, input_size: int, num_units: int) -> None:
-        super().__init__()
-        self.input_size, self.num_units = input_size, num_units
-        self.W_xh = nn.Parameter(glorot_uniform_(torch.empty(input_size, 4 * num_units)))
-        self.W_hh = nn.Parameter(lstm_orthogonal_(torch.empty(num_units, 4 * num_units)))
+        super().__init__(input_size, num_units)
         self.bias = nn.Parameter(torch.zeros(4 * num_units))
-
-    @property
-    def state_size(self) -> int:
-        return 2 * self.num_units
-
-    def input_weight(self) -> Tensor:
-        return self.W_xh
 
     def input_offset(self) -> Tensor:
         # the gate bias and the forget bias +1, added once to the hoisted x W_xh
@@ -163,21 +157,11 @@ class LayerNormLSTMCell(RecurrentCell):
     scope = "LayerNormLSTMCell"
 
     def __init__(self, input_size: int, num_units: int) -> None:
-        super().__init__()
-        self.input_size, self.num_units = input_size, num_units
-        self.W_xh = nn.Parameter(glorot_uniform_(torch.empty(input_size, 4 * num_units)))
-        self.W_hh = nn.Parameter(lstm_orthogonal_(torch.empty(num_units, 4 * num_units)))
+        super().__init__(input_size, num_units)
         self.ln_all_gamma = nn.Parameter(torch.ones(4 * num_units))
         self.ln_all_beta = nn.Parameter(torch.zeros(4 * num_units))
         self.ln_c_gamma = nn.Parameter(torch.ones(num_units))
         self.ln_c_beta = nn.Parameter(torch.zeros(num_units))
-
-    @property
-    def state_size(self) -> int:
-        return 2 * self.num_units
-
-    def input_weight(self) -> Tensor:
-        return self.W_xh
 
     def cell_update(self, gates: Tensor, c: Tensor, keep_mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """From raw gate pre-activations [B, 4n] and c to (h', c'), with the layer norms."""
@@ -226,12 +210,9 @@ class HyperLSTMCell(RecurrentCell):
         hyper_num_units: int = HYPER_NUM_UNITS,
         hyper_embedding_size: int = HYPER_EMBEDDING_SIZE,
     ) -> None:
-        super().__init__()
-        self.input_size, self.num_units = input_size, num_units
+        super().__init__(input_size, num_units)
         self.hyper_num_units = m = hyper_num_units
         e = hyper_embedding_size
-        self.W_xh = nn.Parameter(glorot_uniform_(torch.empty(input_size, 4 * num_units)))
-        self.W_hh = nn.Parameter(lstm_orthogonal_(torch.empty(num_units, 4 * num_units)))
         self.bias = nn.Parameter(torch.zeros(4 * num_units))
         self.hyper_cell = LayerNormLSTMCell(input_size + num_units, hyper_num_units)
         # blocks 0-3 scale x W_xh's gates i, j, f, o; blocks 4-7 scale h W_hh's
