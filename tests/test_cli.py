@@ -312,6 +312,11 @@ def test_train_refuses_to_overwrite_a_trained_run(run, capsys):
     assert (run / "checkpoint.json").read_text() == before
 
 
+def test_resume_refuses_new_settings(run, capsys):
+    assert main(["train", "--out", str(run), "--resume", "--hparams", "z_size=8", "--quiet"]) == 2
+    assert "--resume continues a run with the settings" in capsys.readouterr().err
+
+
 def test_bad_hparams_value(tmp_path, capsys):
     out = tmp_path / "bad"
     assert main(["train", "--data", str(SUBSET), "--preset", "tiny", "--hparams", "z_size=abc", "--steps", "1",

@@ -83,6 +83,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .hparams import HParams
     from .train import train
 
+    if args.resume and (args.hparams or args.data or args.max_seq_len):
+        raise ValueError("--resume continues a run with the settings and data it started with: "
+                         "drop --hparams/--data/--max-seq-len, or start a new run with another --out")
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out RUN_DIR, the run to continue")
     hps = HParams.preset(args.preset)
     if args.hparams:
         hps = HParams.parse(args.hparams, base=hps)
