@@ -75,7 +75,10 @@ def _as_hparams(hparams: HParams | Mapping[str, Any]) -> HParams:
 def from_tf_variables(
     variables: Mapping[str, np.ndarray], hparams: HParams | Mapping[str, Any], scale_factor: float = 1.0
 ) -> SketchRNN:
-    """A model whose parameters are magenta's `variables` (names without ``:0``); raises on any mismatch."""
+    """A model whose parameters are magenta's `variables` (names without ``:0``); raises on any mismatch.
+
+    The model comes back in eval mode (no dropout), like `sketchrnn.load`; call `.train()` to fine-tune.
+    """
     hps = _as_hparams(hparams)
     model = SketchRNN(hps, scale_factor=scale_factor)
     mapping = variable_map(model)
@@ -91,7 +94,7 @@ def from_tf_variables(
         if value.shape != slot.tf_shape:
             raise ValueError(f"TF variable {name!r} has shape {list(value.shape)}, expected {list(slot.tf_shape)}")
         slot.set(value)
-    return model
+    return model.eval()
 
 
 def to_tf_variables(model: SketchRNN, gradients: bool = False) -> dict[str, np.ndarray]:
