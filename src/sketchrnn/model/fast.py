@@ -141,10 +141,11 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         steps, batch, width = acts.shape
         n = width // 4
         d_s = acts.new_empty(steps, batch, width)  # gradient of the raw pre-activations = of xw
-        d_gamma = torch.zeros_like(gamma)
-        d_beta = torch.zeros_like(gamma)
-        d_gamma_c = torch.zeros_like(gamma_c)
-        d_beta_c = torch.zeros_like(gamma_c)
+        # per-row accumulators, summed over the batch once at the end
+        d_gamma = acts.new_zeros(batch, width)
+        d_beta = acts.new_zeros(batch, width)
+        d_gamma_c = acts.new_zeros(batch, n)
+        d_beta_c = acts.new_zeros(batch, n)
         dh = d_h_last.clone() if d_h_last is not None else acts.new_zeros(batch, n)
         dc = d_c_last.clone() if d_c_last is not None else acts.new_zeros(batch, n)
         d_out_t = d_out.transpose(0, 1) if d_out is not None else None
@@ -156,8 +157,8 @@ class LayerNormLSTMSequence(torch.autograd.Function):
             a, tu = acts[t], tus[t]
             i, g, f, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
             du = dh * o * (1 - tu * tu)  # through h' = tanh(u) σ(o), u = LN(c')·γc + βc
-            d_gamma_c += (du * c_normed[t]).sum(0)
-            d_beta_c += du.sum(0)
+            d_gamma_c.addcmul_(du, c_normed[t])
+            d_beta_c += du
             dc = dc + _ln_backward(du * gamma_c, c_normed[t], c_rstd[t])
             gm = g if masks is None else g * masks[t]
             torch.mul(dc, gm, out=da[:, :n])
@@ -169,14 +170,15 @@ class LayerNormLSTMSequence(torch.autograd.Function):
             deriv = a * (1 - a)
             deriv[:, n : 2 * n] = 1 - g * g
             da.mul_(deriv)  # ∂ of the layer-normed gates
-            d_gamma += (da * normed[t]).sum(0)
-            d_beta += da.sum(0)
+            d_gamma.addcmul_(da, normed[t])
+            d_beta += da
             dc = dc * f
             d_normed = (da * gamma).view(batch, 4, n)
             d_s[t] = _ln_backward(d_normed, normed[t].view(batch, 4, n), rstd[t]).view(batch, width)
             dh = d_s[t] @ w_t
         d_w_hh = hs[:-1].reshape(steps * batch, n).t() @ d_s.reshape(steps * batch, width)
-        return d_s.transpose(0, 1), d_w_hh, d_gamma, d_beta, d_gamma_c, d_beta_c, dh, dc, None
+        return (d_s.transpose(0, 1), d_w_hh, d_gamma.sum(0), d_beta.sum(0), d_gamma_c.sum(0), d_beta_c.sum(0),
+                dh, dc, None)
 
 
 def layer_norm_lstm_sequence(xw, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks):
