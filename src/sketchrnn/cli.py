@@ -97,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = args.data or None
     out = Path(args.out or Path("runs") / Path(str((data or hps.data_set)[0])).stem)
     summary = train(out, hps, data=data, steps=args.steps, minutes=args.minutes, seed=args.seed,
-                    resume=args.resume, max_seq_len=explicit_len, progress=not args.quiet)
+                    resume=args.resume, max_seq_len=explicit_len, progress=not args.quiet, device=args.device)
     best = f", best valid cost {summary.best_valid_cost:.4f}" if summary.best_valid_cost is not None else ""
     print(f"{summary.run_dir}: stopped at step {summary.step} ({summary.stopped}){best}")
     return 0
@@ -238,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seq-len", type=int, help="drop sketches longer than this (default: keep all)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--device", default="cpu", help='where to train: cpu (default), cuda, cuda:N, or auto')
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

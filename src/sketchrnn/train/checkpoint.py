@@ -50,6 +50,7 @@ class TrainerState:
     optimizer: dict[str, torch.Tensor] = field(default_factory=dict)  # tensors by name
     optimizer_step: int = 0
     torch_rng: torch.Tensor | None = None
+    cuda_rng: torch.Tensor | None = None
     numpy_rng: dict[str, Any] = field(default_factory=dict)  # split name → RandomState state as JSON
 
 
@@ -168,6 +169,8 @@ def save_checkpoint(
         tensors = dict(trainer.optimizer)
         if trainer.torch_rng is not None:
             tensors["rng.torch"] = trainer.torch_rng
+        if trainer.cuda_rng is not None:
+            tensors["rng.cuda"] = trainer.cuda_rng
         save_tensors(tmp / TRAINER_TENSORS, tensors)
         atomic_write_json(tmp / TRAINER_STATE, {
             "step": trainer.step,
@@ -215,6 +218,7 @@ def load_trainer_state(run_dir: Path) -> tuple[SketchRNN, TrainerState]:
     except Exception as exc:  # safetensors raises its own error type
         raise ValueError(f"{path / TRAINER_TENSORS}: not a readable safetensors file ({exc})") from None
     torch_rng = tensors.pop("rng.torch", None)
+    cuda_rng = tensors.pop("rng.cuda", None)
     state = TrainerState(
         step=int(info["step"]),
         best_valid_cost=info.get("best_valid_cost"),
@@ -224,6 +228,7 @@ def load_trainer_state(run_dir: Path) -> tuple[SketchRNN, TrainerState]:
         optimizer=tensors,
         optimizer_step=int(info.get("optimizer_step", 0)),
         torch_rng=torch_rng,
+        cuda_rng=cuda_rng,
         numpy_rng=info.get("numpy_rng", {}),
     )
     return model, state

@@ -60,9 +60,10 @@ def evaluate(model: SketchRNN, split: SketchDataset, kl_weight_value: float, see
     gen = torch.Generator().manual_seed(seed)
     sums = np.zeros(4)
     batches = count = 0
+    device = next(model.parameters()).device
     for batch in split.batches(bs, drop_last=drop_last):
-        x = torch.from_numpy(batch.inputs)
-        eps = torch.randn(len(batch), model.hps.z_size, generator=gen) if model.hps.conditional else None
+        x = torch.from_numpy(batch.inputs).to(device)
+        eps = torch.randn(len(batch), model.hps.z_size, generator=gen).to(device) if model.hps.conditional else None
         loss = model.compute_loss(x, batch.lengths, kl_weight_value, eps=eps)
         sums += [loss.cost.item(), loss.r_cost.item(), loss.kl_cost.item(), loss.r_cost_masked.item()]
         batches += 1
@@ -98,6 +99,16 @@ class MetricsLog:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A torch device from a name; "auto" is the first GPU when there is one, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}: {exc}") from None
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -172,12 +183,15 @@ def train(
     progress: bool = True,
     log_every: int = 20,
     max_nonfinite: int = 20,
+    device: str | torch.device = "cpu",
 ) -> TrainSummary:
     """Train (or, with `resume`, continue) a run in `run_dir` until step `steps` or `minutes` pass.
 
     `steps` is the run's total step count, as magenta's num_steps: a resumed run stops at that
     step, not that many steps later. Without `max_seq_len`, N_max is the data's longest sketch.
+    `device` is where the model trains ("cpu", "cuda", "cuda:1", or "auto" for a GPU when there is one).
     """
+    device = resolve_device(device)
     run_dir = Path(run_dir)
     start_time = time.monotonic()
     if resume:
@@ -209,11 +223,14 @@ def train(
         torch.manual_seed(seed)
         model = SketchRNN(hps, scale_factor=dataset.scale_factor)
         state = ckpt.TrainerState()
+    model = model.to(device)
     optimizer = TFAdam(model.parameters(), lr=hps.learning_rate)
     if resume:
         load_optimizer_tensors(optimizer, model, state.optimizer, state.optimizer_step)
         if state.torch_rng is not None:
             torch.set_rng_state(state.torch_rng)
+        if state.cuda_rng is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(state.cuda_rng, device)
         for name, value in state.numpy_rng.items():
             dataset.split(name).rng.set_state(ckpt.numpy_state_from_json(value))
 
@@ -230,6 +247,7 @@ def train(
         tensors, opt_step = optimizer_tensors(optimizer, model)
         state.optimizer, state.optimizer_step = tensors, opt_step
         state.torch_rng = torch.get_rng_state()
+        state.cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
         state.numpy_rng = {name: ckpt.numpy_state_to_json(dataset.split(name).rng.get_state())
                            for name in ("train", "valid", "test")}
         state.elapsed_seconds = elapsed_before + time.monotonic() - start_time
@@ -250,7 +268,7 @@ def train(
             lr, klw = learning_rate(hps, step), kl_weight(hps, step)
             batch = dataset.train.random_batch(hps.batch_size)
             optimizer.zero_grad(set_to_none=True)
-            loss = model.compute_loss(torch.from_numpy(batch.inputs), batch.lengths, klw)
+            loss = model.compute_loss(torch.from_numpy(batch.inputs).to(device), batch.lengths, klw)
             finite = bool(torch.isfinite(loss.cost))
             if finite:
                 loss.cost.backward()
