@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .npz import DataFileError, load_npz
+from .sources import resolve
 from .strokes import augment_strokes, pad_batch, random_scale
 
 SPLITS = ("train", "valid", "test")
@@ -134,9 +135,9 @@ def _clean(sketch: np.ndarray) -> np.ndarray:
 
 
 def read_splits(paths: Sequence[str | Path]) -> dict[str, list[np.ndarray]]:
-    """Load several official files and concatenate each split in list order."""
+    """Load several official files (paths, the bundled name, or official names) and concatenate each split."""
     merged: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
-    for path in paths:
+    for path in map(resolve, paths):
         data = load_npz(path)
         missing = [name for name in SPLITS if name not in data]
         if missing:
@@ -154,6 +155,8 @@ def load_dataset(
     seed: int | None = None,
 ) -> SketchData:
     """Build train/valid/test from files as the reference does; `max_seq_len` drops longer sketches.
+
+    `paths` are .npz files, "aaron_sheep" (bundled) or official Quick, Draw! names (downloaded once).
 
     Without `max_seq_len`, N_max is the longest sketch over all splits of all files. Augmentation
     applies to the training split only. `seed` seeds the three splits' generators (seed, seed+1, seed+2).
