@@ -83,14 +83,8 @@ def sample(
     cell, m = model.dec_cell, model.hps.num_mixture
 
     state = model.initial_state(z, n, device, dtype)
-    w = cell.input_weight()
-    w_stroke = w[:STROKE_DIM]
-    constant = cell.input_offset()  # the z part of [S; z] W, once per sketch
-    if z is not None:
-        constant = z @ w[STROKE_DIM:] + (0 if constant is None else constant)
-    if constant is None:
-        constant = torch.zeros(w.shape[1], device=device, dtype=dtype)
-    constant = constant.expand(n, -1)
+    w_stroke = cell.input_weight()[:STROKE_DIM]
+    constant = model.decoder_input_constant(z, n, device, dtype)  # the z part of [S; z] W, once per sketch
 
     x = torch.zeros(n, STROKE_DIM, device=device, dtype=dtype)
     x[:, 2] = 1  # S0 = (0, 0, 1, 0, 0)

@@ -1,4 +1,4 @@
-"""The time loop: runs a cell over a sequence, with recurrent dropout and optional true lengths.
+"""The time loop: runs a cell over a sequence, with recurrent dropout.
 
 The input projection ``x W`` is one large matrix multiply over all time steps before the loop;
 each step then does only the recurrent part. Outputs at a step never depend on later inputs, so

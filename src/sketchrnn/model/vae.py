@@ -132,19 +132,30 @@ class SketchRNN(nn.Module):
             raise ValueError(f"z must have shape [{batch}, {self.hps.z_size}], got {list(z.shape)}")
         return z
 
+    def decoder_input_constant(self, z: Tensor | None, batch: int, device=None, dtype=None) -> Tensor:
+        """The per-sketch constant of the decoder's projected input, ``[B, P]``: z W_z plus the cell's offset.
+
+        The decoder input is [S_{i−1}; z], so [S; z] W = S W_S + (z W_z + offset): the second term is
+        computed once per sketch, not once per step.
+        """
+        cell = self.dec_cell
+        w = cell.input_weight()
+        constant = torch.zeros(w.shape[1], device=device, dtype=dtype)
+        offset = cell.input_offset()
+        if offset is not None:
+            constant = constant + offset
+        if z is not None:
+            return z @ w[STROKE_DIM:] + constant
+        return constant.expand(batch, -1)
+
     def _decoder_projection(self, x: Tensor, z: Tensor | None) -> Tensor:
         """x W for every step of the decoder input [S_{i−1}; z]; the z part once per sketch, not per step."""
         cell = self.dec_cell
         if self.training and self.hps.use_input_dropout and self.hps.input_dropout_prob < 1.0:
             full = x if z is None else torch.cat([x, z[:, None, :].expand(-1, x.shape[1], -1)], dim=-1)
             return cell.project_input(full * dropout_masks(full.shape, self.hps.input_dropout_prob, x.device, x.dtype))
-        w = cell.input_weight()
-        xw = x @ w[:STROKE_DIM]
-        constant = cell.input_offset()
-        if z is not None:
-            z_part = z @ w[STROKE_DIM:]
-            constant = z_part if constant is None else z_part + constant
-        return xw if constant is None else xw + (constant if constant.dim() == 1 else constant[:, None, :])
+        constant = self.decoder_input_constant(z, x.shape[0], x.device, x.dtype)
+        return x @ cell.input_weight()[:STROKE_DIM] + constant[:, None, :]
 
     def decoder_hidden(self, x: Tensor, z: Tensor | None = None, state: State | None = None) -> tuple[Tensor, State]:
         """Decoder outputs h ``[B, T, dec_rnn_size]`` for inputs `x [B, T, 5]` and the final decoder state."""
