@@ -17,9 +17,9 @@ import sketchrnn
 from conftest import DATA, GOLDEN_TF
 from sketchrnn import HParams, SketchRNN
 from sketchrnn.data import load_dataset
-from sketchrnn.train import TrainingError, evaluate, train
+from sketchrnn.train import TrainingError, train
 from sketchrnn.train.checkpoint import checkpoint_dir, read_pointer, save_checkpoint
-from sketchrnn.train.loop import EVAL_SEED_OFFSET
+from sketchrnn.train.loop import evaluate_run_split
 
 SUBSET = GOLDEN_TF / "aaron_sheep_subset_le60.npz"  # 40/8/8 real sheep of at most 60 points
 TINY = HParams.preset("tiny")
@@ -49,7 +49,7 @@ def test_validation_loss_falls_on_real_data(tmp_path, cells: str, steps: int) ->
     kanji = [DATA / "short_kanji.npz"]
     train(run, hps, data=kanji, steps=0, seed=3, max_seq_len=40, progress=False)  # the untrained model
     data = load_dataset(kanji, max_seq_len=40, random_scale_factor=0, augment_stroke_prob=0)
-    start = evaluate(sketchrnn.load(run, which="last"), data.valid, hps.kl_weight_start, 3 + EVAL_SEED_OFFSET)
+    start = evaluate_run_split(sketchrnn.load(run, which="last"), data.valid, 3)
     summary = train(run, resume=True, steps=steps, progress=False)
     valid = metrics(run, "valid")
     assert [row["step"] for row in valid] == list(range(100, steps + 1, 100))

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from . import __version__
-from .train.loop import EVAL_SEED_OFFSET, TrainingError
+from .train.loop import TrainingError
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -107,7 +107,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from .data import load_dataset
-    from .train import evaluate, load_run_model
+    from .train import load_run_model
+    from .train.loop import evaluate_run_split
     from .train.checkpoint import read_run
 
     run = read_run(Path(args.run_dir))
@@ -115,7 +116,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = load_dataset(run["data"], max_seq_len=run["max_seq_len"], random_scale_factor=0,
                         augment_stroke_prob=0, seed=run["seed"])
     split = data.split(args.split)
-    result = evaluate(model, split, model.hps.kl_weight_start, run["seed"] + EVAL_SEED_OFFSET)
+    result = evaluate_run_split(model, split, run["seed"])
     lls = []
     with torch.no_grad():
         for batch in split.batches(model.hps.batch_size, drop_last=False):
@@ -179,13 +180,13 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         i, j = args.pair
         if not (0 <= i < len(sketches) and 0 <= j < len(sketches)):
             raise ValueError(f"--pair {i} {j}: the split has {len(sketches)} sketches")
-        a, b = sketches[i], sketches[j]
+        a, b = (np.asarray(sketches[k], dtype=np.float64) for k in (i, j))
     else:
         a, b = _pick(sketches, 2, args.seed)
-    row = model.interpolate(np.asarray(a, float), np.asarray(b, float), steps=args.steps, method=args.method,
-                            temperature=args.temperature, use_mean=not args.sample_z, seed=args.seed)
+    row = model.interpolate(a, b, steps=args.steps, method=args.method, temperature=args.temperature,
+                            use_mean=not args.sample_z, seed=args.seed)
     out = Path(args.out)
-    _write_grid(out, [[np.asarray(a, float)] + row + [np.asarray(b, float)]], "interpolate")
+    _write_grid(out, [[a] + row + [b]], "interpolate")
     _write_sketches(out, row, "interpolate")
     print(f"wrote a {args.method} interpolation of {args.steps} steps to {out}/")
     return 0

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import typing
 from dataclasses import dataclass, field, fields
@@ -145,6 +146,7 @@ class HParams:
             raise ValueError(f"{path}: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=None)
 def _field_types() -> dict[str, Any]:
     hints = typing.get_type_hints(HParams)
     return {f.name: hints[f.name] for f in fields(HParams)}

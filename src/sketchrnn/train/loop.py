@@ -75,6 +75,12 @@ def evaluate(model: SketchRNN, split: SketchDataset, kl_weight_value: float, see
     return EvalResult(cost, r, kl, r_masked, count)
 
 
+def evaluate_run_split(model: SketchRNN, split: SketchDataset, seed: int) -> EvalResult:
+    """A run's evaluation of a split: KL weight `kl_weight_start` (the reference's eval model never
+    updates its own) and the run's fixed validation noise stream."""
+    return evaluate(model, split, model.hps.kl_weight_start, seed + EVAL_SEED_OFFSET)
+
+
 class MetricsLog:
     """metrics.jsonl always; TensorBoard scalars too when `tensorboard` is installed."""
 
@@ -317,12 +323,12 @@ def train(
 
 def _validate_and_save(run_dir, model, dataset, hps, seed, state, snapshot, log, bar) -> None:
     t0 = time.perf_counter()
-    valid = evaluate(model, dataset.valid, hps.kl_weight_start, seed + EVAL_SEED_OFFSET)
+    valid = evaluate_run_split(model, dataset.valid, seed)
     log.write("valid", state.step, {**valid.as_dict(), "seconds": time.perf_counter() - t0})
     text = f"step {state.step}: valid cost {valid.cost:.4f} (L_R {valid.r_cost:.4f}, L_KL {valid.kl_cost:.4f})"
     if state.best_valid_cost is None or valid.cost < state.best_valid_cost:
         state.best_valid_cost, state.best_step = valid.cost, state.step
-        test = evaluate(model, dataset.test, hps.kl_weight_start, seed + EVAL_SEED_OFFSET) if len(dataset.test) else None
+        test = evaluate_run_split(model, dataset.test, seed) if len(dataset.test) else None
         if test is not None:
             log.write("test", state.step, test.as_dict())
             text += f"; new best, test cost {test.cost:.4f}"
