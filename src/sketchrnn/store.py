@@ -26,6 +26,16 @@ WEIGHTS = "model.safetensors"
 CONFIG = "model.json"
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a missing or unreadable file raises an error that names it."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Write tensors to a safetensors file, atomically."""
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
@@ -62,10 +72,7 @@ def load_model(directory: str | Path) -> SketchRNN:
     for p in (config_path, weights_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such file (not a saved sketchrnn model)")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{config_path}: not valid JSON ({exc})") from None
+    config = read_json(config_path)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{config_path}: not a sketchrnn model description")
     try:

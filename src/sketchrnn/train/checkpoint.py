@@ -15,7 +15,6 @@ checkpoint. Weights and optimizer moments are safetensors; everything else is JS
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -29,7 +28,7 @@ from safetensors.torch import load_file
 
 from ..model import SketchRNN
 from ..atomic import atomic_write_json
-from ..store import is_model_dir, load_model, save_model, save_tensors
+from ..store import is_model_dir, load_model, read_json, save_model, save_tensors
 
 RUN = "run.json"
 POINTER = "checkpoint.json"
@@ -67,18 +66,9 @@ def numpy_state_from_json(value: dict[str, Any]) -> tuple:
             value["cached_gaussian"])
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-
-
 def read_run(run_dir: Path) -> dict[str, Any]:
     """The run description (run.json)."""
-    return _read_json(Path(run_dir) / RUN)
+    return read_json(Path(run_dir) / RUN)
 
 
 def write_run(run_dir: Path, description: dict[str, Any]) -> None:
@@ -91,7 +81,7 @@ def read_pointer(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / POINTER
     if not path.exists():
         return {}
-    value = _read_json(path)
+    value = read_json(path)
     if not isinstance(value, dict):
         raise ValueError(f"{path}: expected a JSON object")
     return value
@@ -212,7 +202,7 @@ def load_trainer_state(run_dir: Path) -> tuple[SketchRNN, TrainerState]:
     state_path = path / TRAINER_STATE
     if not state_path.is_file():
         raise FileNotFoundError(f"{state_path}: no trainer state: cannot resume from this checkpoint")
-    info = _read_json(state_path)
+    info = read_json(state_path)
     try:
         tensors = load_file(path / TRAINER_TENSORS)
     except Exception as exc:  # safetensors raises its own error type
