@@ -7,6 +7,10 @@
     sketchrnn reconstruct RUN_DIR [--split test | --file F] [--n N] [--temperatures T,...] [--out DIR]
     sketchrnn interpolate RUN_DIR [--split test | --file F] [--pair I J] [--steps K] [--out DIR]
     sketchrnn info MODEL
+    sketchrnn data download CATEGORY... [--kind sketchrnn|full|simplified|raw] [--dir DIR] [--base-url URL]
+    sketchrnn data convert INPUT... --out FILE [--format packed|official] [--errors raise|skip] ...
+    sketchrnn data info FILE [--json]
+    sketchrnn data show FILE [--split S] [--n 16] [--class NAME] --out grid.svg|grid.png
 """
 
 from __future__ import annotations
@@ -57,10 +61,11 @@ def _run_sketches(model_path: str, split: str, file: str | None) -> list[np.ndar
     """Sketches (stroke-3, data units) from a .npz file or from the data of a training run."""
     from .data.dataset import read_splits
     from .data.npz import load_npz
+    from .data.packed import is_packed
     from .train.checkpoint import is_run_dir, read_run
 
     if file:
-        data = load_npz(file)
+        data = read_splits([file]) if is_packed(file) else load_npz(file)  # a dataset file or written sketches
         if split not in data:
             split = next(iter(data))
         return data[split]
@@ -208,6 +213,95 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- data commands
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from .data.sources import download
+
+    for name in args.categories:
+        path = download(name, args.kind, directory=args.dir, base_url=args.base_url, progress=not args.quiet,
+                        verify=args.verify)
+        print(path)
+    return 0
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    from .data.convert import ProblemLog, convert_files
+
+    problems = ProblemLog()
+    simplify = {"auto": None, "always": True, "never": False}[args.simplify]
+    report = convert_files(args.inputs, args.out, format=args.format, seed=args.seed, valid=args.valid,
+                           test=args.test, recognized_only=args.recognized_only, max_len=args.max_len,
+                           errors=args.errors, simplify=simplify, svg_category=args.svg_category, problems=problems)
+    print(report.summary())
+    return 0
+
+
+def _split_fraction(text: str) -> float | int:
+    """A split size: a fraction below 1 (0.05) or a count per category (500)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}") from None
+    return int(value) if value >= 1 and value == int(value) else value
+
+
+def _histogram_lines(histogram: list[int], bins: int = 10, width: int = 40) -> list[str]:
+    """A text histogram of sketch lengths in `bins` equal ranges."""
+    counts = np.asarray(histogram, dtype=np.int64)
+    if counts.sum() == 0:
+        return ["    (no sketches)"]
+    top = int(np.flatnonzero(counts).max()) + 1
+    edges = np.unique(np.linspace(0, top, bins + 1).round().astype(int))
+    sums = [int(counts[a:b].sum()) for a, b in zip(edges[:-1], edges[1:])]
+    peak = max(sums)
+    return [f"    {a:>5d}-{b - 1:<5d} {k:>10,d} {'#' * max(1 if k else 0, round(width * k / peak))}"
+            for a, b, k in zip(edges[:-1], edges[1:], sums)]
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from .data.dataset import describe_dataset
+
+    info = describe_dataset(args.file)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    classes = info["classes"]
+    print(f"{info['path']}: {info['format']} file, {len(classes)} class{'es' if len(classes) != 1 else ''}")
+    scale = info["scale_factor"]
+    print(f"N_max {info['max_seq_len']}, scale factor {scale:.6g}" if scale is not None else
+          f"N_max {info['max_seq_len']}, no training split")
+    names = list(info["splits"])
+    print(f"  {'class':<28s}" + "".join(f"{n:>10s}" for n in names))
+    shown = classes if args.all_classes or len(classes) <= 40 else classes[:40]
+    for c in shown:
+        print(f"  {c[:28]:<28s}" + "".join(f"{info['splits'][n]['class_counts'].get(c, 0):>10,d}" for n in names))
+    if len(shown) < len(classes):
+        print(f"  ... {len(classes) - len(shown)} more classes (--all-classes lists them)")
+    print(f"  {'total':<28s}" + "".join(f"{info['splits'][n]['count']:>10,d}" for n in names))
+    for n in names:
+        hist = info["splits"][n]["length_histogram"]
+        print(f"{n}: {info['splits'][n]['count']:,d} sketches, {info['splits'][n]['points']:,d} points; lengths:")
+        print("\n".join(_histogram_lines(hist)))
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from .data.dataset import pick_sketches
+    from .render import grid_from_list, save_grid_png, save_grid_svg
+
+    picked = pick_sketches(args.file, args.split, args.n, args.seed, args.category)
+    if not picked:
+        raise ValueError(f"{args.file}: no sketch to show in split {args.split!r}")
+    sketches = [np.asarray(s, dtype=np.float64) for s, _ in picked]
+    out = Path(args.out)
+    save = save_grid_png if out.suffix.lower() == ".png" else save_grid_svg
+    save(grid_from_list(sketches, args.columns), out)
+    print(f"wrote {len(picked)} sketches of {args.file} ({args.split}) to {out}, row by row:")
+    for i in range(0, len(picked), args.columns):
+        print("  " + ", ".join(name for _, name in picked[i : i + args.columns]))
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a training run, a saved model directory or a .gen.json file")
@@ -230,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model (or --resume one)", description="Train sketch-rnn.")
     p.add_argument("--data", nargs="+", metavar="PATH_OR_NAME",
-                   help=".npz files or official dataset names (default: the bundled aaron_sheep)")
+                   help="dataset files (official or packed .npz), ndjson/SVG drawings, or official category "
+                        "names (default: the bundled aaron_sheep)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/<first dataset>)")
     p.add_argument("--preset", default="paper", choices=["tiny", "small", "paper"], help="model size (default paper)")
     p.add_argument("--hparams", default="", help='magenta-style overrides, e.g. "dec_model=hyper,conditional=0"')
@@ -285,6 +380,57 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="a model's settings and parameter counts")
     p.add_argument("model", help="a run, a saved model directory or a magenta-js .gen.json file")
     p.set_defaults(func=cmd_info)
+
+    data = sub.add_parser("data", help="Quick, Draw! data: download, convert, info, show",
+                          description="Get, convert and inspect sketch datasets.")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    p = dsub.add_parser("download", help="fetch official Quick, Draw! files into the cache",
+                        description="Download Quick, Draw! categories (resumes, checks size, MD5 and content).")
+    p.add_argument("categories", nargs="+", metavar="CATEGORY", help='e.g. cat "The Eiffel Tower" flying_saucer')
+    p.add_argument("--kind", default="sketchrnn", choices=["sketchrnn", "full", "simplified", "raw"],
+                   help="sketchrnn .npz (default), full .npz, simplified or raw ndjson")
+    p.add_argument("--dir", help="where to keep the files (default: $SKETCHRNN_CACHE or ~/.cache/sketchrnn)")
+    p.add_argument("--base-url", help="dataset root instead of Google's (also $SKETCHRNN_QUICKDRAW_URL)")
+    p.add_argument("--verify", action="store_true", help="re-hash and fully check files already in the cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_data_download)
+
+    p = dsub.add_parser("convert", help="ndjson (raw or simplified) and SVG files to a dataset file",
+                        description="Convert drawings to stroke-3 train/valid/test splits, one class per category.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".ndjson or .svg files, or directories of them")
+    p.add_argument("--out", required=True, metavar="FILE", help="the dataset file to write (.npz)")
+    p.add_argument("--format", default="packed", choices=["packed", "official"],
+                   help="packed (multi-class, memory-mapped; default) or official (magenta's layout)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split draw")
+    p.add_argument("--valid", type=_split_fraction, default=0.05, help="validation share or count per category")
+    p.add_argument("--test", type=_split_fraction, default=0.05, help="test share or count per category")
+    p.add_argument("--recognized-only", action="store_true", help="keep only drawings the game recognised")
+    p.add_argument("--max-len", type=int, help="drop sketches with more stroke-3 points than this")
+    p.add_argument("--errors", default="raise", choices=["raise", "skip"],
+                   help="stop at the first malformed drawing (default) or skip and count them")
+    p.add_argument("--simplify", default="auto", choices=["auto", "always", "never"],
+                   help="Google's simplification (RDP ε=2): raw ndjson and SVG only (auto), all, none")
+    p.add_argument("--svg-category", default="parent", choices=["parent", "stem"],
+                   help="an SVG's class: its folder's name (default) or its file name")
+    p.set_defaults(func=cmd_data_convert)
+
+    p = dsub.add_parser("info", help="counts per split and class, lengths, N_max, scale factor",
+                        description="Describe a dataset file (official or packed).")
+    p.add_argument("file", metavar="FILE", help="a dataset file or an official name")
+    p.add_argument("--json", action="store_true", help="print everything as JSON")
+    p.add_argument("--all-classes", action="store_true", help="list every class, not the first 40")
+    p.set_defaults(func=cmd_data_info)
+
+    p = dsub.add_parser("show", help="a grid picture of random sketches from a dataset file",
+                        description="Draw random sketches of a dataset file, labelled with their class.")
+    p.add_argument("file", metavar="FILE", help="a dataset file, an official name, or ndjson/SVG drawings")
+    p.add_argument("--split", default="train", choices=["train", "valid", "test"])
+    p.add_argument("--n", type=int, default=16, help="number of sketches (default 16)")
+    p.add_argument("--class", dest="category", metavar="NAME", help="only sketches of this class")
+    p.add_argument("--columns", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="grid.svg", help="picture to write, .svg or .png (default grid.svg)")
+    p.set_defaults(func=cmd_data_show)
     return parser
 
 

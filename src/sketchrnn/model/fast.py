@@ -94,6 +94,93 @@ def _ln_backward(d_normed: Tensor, normed: Tensor, rstd: Tensor) -> Tensor:
     return (d_normed - mean_d - normed * mean_dx) * rstd
 
 
+def _gate_activations(normed: Tensor, gamma: Tensor, beta: Tensor, n: int) -> Tensor:
+    """σ(i), tanh(j), σ(f+1), σ(o) from the per-gate normalised pre-activations [B, 4n]."""
+    a = torch.addcmul(beta, normed, gamma)
+    a[:, 2 * n : 3 * n] += FORGET_BIAS
+    a[:, :n].sigmoid_()
+    a[:, n : 2 * n].tanh_()
+    a[:, 2 * n :].sigmoid_()
+    return a
+
+
+class _LNCellTape:
+    """What the forward loop of a LayerNorm-LSTM keeps per step, and the step itself, forwards and backwards.
+
+    Kept: the normalised gate pre-activations and their 1/std, the cell and hidden states and the
+    cell layer norm's mean and 1/std; the activations and tanh(LN(c)) are recomputed in the backward
+    step (cheap element-wise work) instead of being stored.
+    """
+
+    def __init__(self, ref: Tensor, steps: int, batch: int, n: int) -> None:
+        self.n = n
+        self.normed = ref.new_empty(steps, batch, 4 * n)
+        self.rstd = ref.new_empty(steps, batch, 4, 1)
+        self.cs = ref.new_empty(steps + 1, batch, n)
+        self.hs = ref.new_empty(steps + 1, batch, n)
+        self.c_stats = ref.new_empty(steps, 2, batch, 1)  # mean, 1/std of c_t
+
+    def tensors(self) -> tuple[Tensor, ...]:
+        return self.normed, self.rstd, self.cs, self.hs, self.c_stats
+
+    @classmethod
+    def of(cls, tensors: tuple[Tensor, ...]) -> "_LNCellTape":
+        tape = cls.__new__(cls)
+        tape.normed, tape.rstd, tape.cs, tape.hs, tape.c_stats = tensors
+        tape.n = tape.cs.shape[-1]
+        return tape
+
+    def forward(self, t: int, s: Tensor, gamma, beta, gamma_c, beta_c, mask: Tensor | None) -> Tensor:
+        """Step t from raw pre-activations `s [B, 4n]`: stores c_{t+1}, h_{t+1} and returns h_{t+1}."""
+        n, batch = self.n, s.shape[0]
+        out, _, r = torch.native_layer_norm(s.view(batch, 4, n), (n,), None, None, LN_EPSILON)  # LN per gate
+        normed = self.normed[t]
+        normed.copy_(out.view(batch, 4 * n))
+        self.rstd[t] = r
+        a = _gate_activations(normed, gamma, beta, n)
+        g = a[:, n : 2 * n] if mask is None else a[:, n : 2 * n] * mask  # recurrent dropout on g only
+        c = torch.mul(self.cs[t], a[:, 2 * n : 3 * n], out=self.cs[t + 1]).addcmul_(a[:, :n], g)  # c' = c σ(f+1) + σ(i) g
+        out_c, mean_c, r_c = torch.native_layer_norm(c, (n,), None, None, LN_EPSILON)
+        self.c_stats[t, 0], self.c_stats[t, 1] = mean_c, r_c
+        u = torch.tanh(torch.addcmul(beta_c, out_c, gamma_c))
+        return torch.mul(u, a[:, 3 * n :], out=self.hs[t + 1])  # h' = tanh(LN(c')) σ(o)
+
+    def backward(self, t: int, dh: Tensor, dc: Tensor, gamma, beta, gamma_c, beta_c, mask: Tensor | None,
+                 acc: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """(∂ raw pre-activations [B, 4n], ∂c_t) from ∂h_{t+1}, ∂c_{t+1}; adds the γ, β gradients into `acc`."""
+        n, batch = self.n, dh.shape[0]
+        d_gamma, d_beta, d_gamma_c, d_beta_c = acc
+        normed = self.normed[t]
+        a = _gate_activations(normed, gamma, beta, n)
+        i, g, f, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
+        c_normed = (self.cs[t + 1] - self.c_stats[t, 0]) * self.c_stats[t, 1]
+        u = torch.tanh(torch.addcmul(beta_c, c_normed, gamma_c))
+        du = dh * o * (1 - u * u)  # through h' = tanh(u) σ(o), u = LN(c')·γc + βc
+        d_gamma_c.addcmul_(du, c_normed)
+        d_beta_c += du
+        dc = dc + _ln_backward(du * gamma_c, c_normed, self.c_stats[t, 1])
+        da = torch.empty_like(a)
+        torch.mul(dc, g if mask is None else g * mask, out=da[:, :n])  # ∂σ(i)
+        torch.mul(dc, i, out=da[:, n : 2 * n])  # ∂g
+        if mask is not None:
+            da[:, n : 2 * n] *= mask
+        torch.mul(dc, self.cs[t], out=da[:, 2 * n : 3 * n])  # ∂σ(f)
+        torch.mul(dh, u, out=da[:, 3 * n :])  # ∂σ(o)
+        deriv = a * (1 - a)  # σ' = σ(1 − σ) on i, f, o
+        deriv[:, n : 2 * n] = 1 - g * g  # tanh' = 1 − tanh² on j
+        da.mul_(deriv)  # ∂ of the layer-normed gates
+        d_gamma.addcmul_(da, normed)
+        d_beta += da
+        d_normed = (da * gamma).view(batch, 4, n)
+        ds = _ln_backward(d_normed, normed.view(batch, 4, n), self.rstd[t]).view(batch, 4 * n)
+        return ds, dc * f
+
+
+def _ln_accumulators(ref: Tensor, batch: int, n: int) -> list[Tensor]:
+    """Per-row accumulators of ∂γ, ∂β [B, 4n] and ∂γc, ∂βc [B, n], summed over the batch at the end."""
+    return [ref.new_zeros(batch, 4 * n), ref.new_zeros(batch, 4 * n), ref.new_zeros(batch, n), ref.new_zeros(batch, n)]
+
+
 class LayerNormLSTMSequence(torch.autograd.Function):
     """Outputs h_1..h_T and the final (h_T, c_T) of magenta's LayerNormLSTMCell.
 
@@ -105,80 +192,154 @@ class LayerNormLSTMSequence(torch.autograd.Function):
     def forward(ctx, xw, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks):  # type: ignore[override]
         batch, steps, width = xw.shape
         n = width // 4
-        eps = LN_EPSILON
-        xw_t = xw.transpose(0, 1)
-        normed = xw.new_empty(steps, batch, width)  # per-gate-block normalised pre-activations
-        rstd = xw.new_empty(steps, batch, 4, 1)
-        acts = xw.new_empty(steps, batch, width)  # σ(i), tanh(j), σ(f+1), σ(o)
-        cs = xw.new_empty(steps + 1, batch, n)
-        hs = xw.new_empty(steps + 1, batch, n)
-        c_normed = xw.new_empty(steps, batch, n)
-        c_rstd = xw.new_empty(steps, batch, 1)
-        tus = xw.new_empty(steps, batch, n)  # tanh(LN(c'))
-        hs[0], cs[0] = h0, c0
+        tape = _LNCellTape(xw, steps, batch, n)
+        tape.hs[0], tape.cs[0] = h0, c0
         for t in range(steps):
-            s = torch.addmm(xw_t[t], hs[t], w_hh).view(batch, 4, n)
-            out, _, r = torch.native_layer_norm(s, (n,), None, None, eps)
-            normed[t] = out.view(batch, width)
-            rstd[t] = r
-            a = torch.addcmul(beta, normed[t], gamma, out=acts[t])
-            a[:, 2 * n : 3 * n] += FORGET_BIAS
-            a[:, :n].sigmoid_()
-            a[:, n : 2 * n].tanh_()
-            a[:, 2 * n :].sigmoid_()
-            g = a[:, n : 2 * n] if masks is None else a[:, n : 2 * n] * masks[t]
-            torch.mul(cs[t], a[:, 2 * n : 3 * n], out=cs[t + 1]).addcmul_(a[:, :n], g)  # c' = c σ(f+1) + σ(i) g
-            out_c, _, r_c = torch.native_layer_norm(cs[t + 1], (n,), None, None, eps)
-            c_normed[t], c_rstd[t] = out_c, r_c
-            torch.tanh(torch.addcmul(beta_c, out_c, gamma_c), out=tus[t])
-            torch.mul(tus[t], a[:, 3 * n :], out=hs[t + 1])  # h' = tanh(LN(c')) σ(o)
-        ctx.save_for_backward(w_hh, gamma, gamma_c, normed, rstd, acts, cs, hs, c_normed, c_rstd, tus, masks)
-        return hs[1:].transpose(0, 1).contiguous(), hs[steps].clone(), cs[steps].clone()
+            s = torch.addmm(xw[:, t], tape.hs[t], w_hh)  # x W_xh + h W_hh
+            tape.forward(t, s, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t])
+        ctx.save_for_backward(w_hh, gamma, beta, gamma_c, beta_c, masks, *tape.tensors())
+        return tape.hs[1:].transpose(0, 1).contiguous(), tape.hs[steps].clone(), tape.cs[steps].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_h_last, d_c_last):  # type: ignore[override]
-        w_hh, gamma, gamma_c, normed, rstd, acts, cs, hs, c_normed, c_rstd, tus, masks = ctx.saved_tensors
-        steps, batch, width = acts.shape
+        w_hh, gamma, beta, gamma_c, beta_c, masks, *kept = ctx.saved_tensors
+        tape = _LNCellTape.of(tuple(kept))
+        steps, batch, width = tape.normed.shape
         n = width // 4
-        d_s = acts.new_empty(steps, batch, width)  # gradient of the raw pre-activations = of xw
-        # per-row accumulators, summed over the batch once at the end
-        d_gamma = acts.new_zeros(batch, width)
-        d_beta = acts.new_zeros(batch, width)
-        d_gamma_c = acts.new_zeros(batch, n)
-        d_beta_c = acts.new_zeros(batch, n)
-        dh = d_h_last.clone() if d_h_last is not None else acts.new_zeros(batch, n)
-        dc = d_c_last.clone() if d_c_last is not None else acts.new_zeros(batch, n)
-        d_out_t = d_out.transpose(0, 1) if d_out is not None else None
+        d_xw = tape.normed.new_empty(batch, steps, width)  # gradient of the raw pre-activations = of xw
+        acc = _ln_accumulators(tape.normed, batch, n)
+        dh = d_h_last.clone() if d_h_last is not None else tape.hs.new_zeros(batch, n)
+        dc = d_c_last.clone() if d_c_last is not None else tape.cs.new_zeros(batch, n)
         w_t = w_hh.t()
-        da = acts.new_empty(batch, width)
         for t in reversed(range(steps)):
-            if d_out_t is not None:
-                dh = dh + d_out_t[t]
-            a, tu = acts[t], tus[t]
-            i, g, f, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
-            du = dh * o * (1 - tu * tu)  # through h' = tanh(u) σ(o), u = LN(c')·γc + βc
-            d_gamma_c.addcmul_(du, c_normed[t])
-            d_beta_c += du
-            dc = dc + _ln_backward(du * gamma_c, c_normed[t], c_rstd[t])
-            gm = g if masks is None else g * masks[t]
-            torch.mul(dc, gm, out=da[:, :n])
-            torch.mul(dc, i, out=da[:, n : 2 * n])
-            if masks is not None:
-                da[:, n : 2 * n] *= masks[t]
-            torch.mul(dc, cs[t], out=da[:, 2 * n : 3 * n])
-            torch.mul(dh, tu, out=da[:, 3 * n :])
-            deriv = a * (1 - a)
-            deriv[:, n : 2 * n] = 1 - g * g
-            da.mul_(deriv)  # ∂ of the layer-normed gates
-            d_gamma.addcmul_(da, normed[t])
-            d_beta += da
-            dc = dc * f
-            d_normed = (da * gamma).view(batch, 4, n)
-            d_s[t] = _ln_backward(d_normed, normed[t].view(batch, 4, n), rstd[t]).view(batch, width)
-            dh = d_s[t] @ w_t
-        d_w_hh = hs[:-1].reshape(steps * batch, n).t() @ d_s.reshape(steps * batch, width)
-        return (d_s.transpose(0, 1), d_w_hh, d_gamma.sum(0), d_beta.sum(0), d_gamma_c.sum(0), d_beta_c.sum(0),
-                dh, dc, None)
+            if d_out is not None:
+                dh = dh + d_out[:, t]
+            ds, dc = tape.backward(t, dh, dc, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t], acc)
+            d_xw[:, t] = ds
+            dh = ds @ w_t
+        # Σ_t h_{t−1}ᵀ ∂s_t: one large multiply
+        d_w_hh = tape.hs[:-1].transpose(0, 1).reshape(steps * batch, n).t() @ d_xw.reshape(steps * batch, width)
+        return (d_xw, d_w_hh, *(a.sum(0) for a in acc), dh, dc, None)
+
+
+class HyperLSTMSequence(torch.autograd.Function):
+    """Outputs h_1..h_T and the final state (h, h_hyper, c, c_hyper) of magenta's HyperLSTMCell.
+
+    Inputs: `xw [B, T, 4n + 4m]` (``HyperLSTMCell.project_input``: x W_xh and the x part of the hyper
+    cell's input), the cell's weights (see `hyper_sequence`) and the initial state. Per step the
+    forward does three matrix multiplies, h [W_hh | W_hyper,h], h_hyper W_hyper,hh and
+    h_hyper' [zw | zb], and one batched one for the twelve α, β blocks; the backward does the same
+    transposed, and the large weight gradients are one multiply each over all steps.
+    """
+
+    @staticmethod
+    def forward(ctx, xw, w_hh, w_hyp_h, w_hyp_hh, g_hyp, b_hyp, gc_hyp, bc_hyp, zw_w, zw_b, alpha_w, zb_w,  # type: ignore[override]
+                beta_w, bias, gamma, beta, gamma_c, beta_c, h0, hh0, c0, ch0, masks):
+        batch, steps, width = xw.shape
+        n, m, e = w_hh.shape[0], w_hyp_hh.shape[0], zw_w.shape[2]
+        w_cat = torch.cat([w_hh, w_hyp_h], dim=1)  # [n, 4n + 4m]: both uses of h in one multiply
+        z_w, z_b, ab_w = _hyper_heads(zw_w, zw_b, zb_w, alpha_w, beta_w)
+        main, hyper = _LNCellTape(xw, steps, batch, n), _LNCellTape(xw, steps, batch, m)
+        main.hs[0], main.cs[0], hyper.hs[0], hyper.cs[0] = h0, c0, hh0, ch0
+        hw = xw.new_empty(steps, batch, 4 * n + 4 * m)  # h W per step; the backward overwrites it with its ∂
+        zs = xw.new_empty(steps, batch, 12 * e)  # z_w (8 blocks) and z_b (4 blocks) per step; later their ∂
+        bias_blocks = bias.view(4, 1, n)
+        for t in range(steps):
+            x_t = xw[:, t]
+            p = torch.mm(main.hs[t], w_cat, out=hw[t])
+            # the hyper cell reads [x, h]: s = x W_x + h W_h + h_hyper W_hh
+            s_hyp = torch.addmm(p[:, 4 * n :] + x_t[:, 4 * n :], hyper.hs[t], w_hyp_hh)
+            h_hyp = hyper.forward(t, s_hyp, g_hyp, b_hyp, gc_hyp, bc_hyp, None)
+            z = torch.addmm(z_b, h_hyp, z_w, out=zs[t])  # z_w = h_hyper W + b, z_b = h_hyper W
+            ab = torch.bmm(z.view(batch, 12, e).transpose(0, 1), ab_w)  # α [8, B, n], β [4, B, n]
+            # gate_k = α_kx·(x W_xh)_k + α_kh·(h W_hh)_k + β_kh + b_k, in gate blocks [4, B, n]
+            gates = torch.addcmul(ab[8:] + bias_blocks, ab[:4], _blocks(x_t[:, : 4 * n], n))
+            gates.addcmul_(ab[4:8], _blocks(p[:, : 4 * n], n))
+            s = gates.transpose(0, 1).reshape(batch, 4 * n)
+            main.forward(t, s, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t])
+        ctx.save_for_backward(xw, w_cat, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c,
+                              beta_c, masks, hw, zs, *main.tensors(), *hyper.tensors())
+        hs = main.hs
+        return (hs[1:].transpose(0, 1).contiguous(), hs[steps].clone(), hyper.hs[steps].clone(),
+                main.cs[steps].clone(), hyper.cs[steps].clone())
+
+    @staticmethod
+    def backward(ctx, d_out, d_h_last, d_hh_last, d_c_last, d_ch_last):  # type: ignore[override]
+        (xw, w_cat, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c, beta_c, masks,
+         hw, zs, *kept) = ctx.saved_tensors
+        main, hyper = _LNCellTape.of(tuple(kept[:5])), _LNCellTape.of(tuple(kept[5:]))
+        batch, steps, width = xw.shape
+        n, m, e = main.n, hyper.n, zs.shape[2] // 12
+
+        def start(d: Tensor | None, like: Tensor) -> Tensor:
+            return d.clone() if d is not None else like.new_zeros(like.shape[1:])
+
+        dh, dc = start(d_h_last, main.hs), start(d_c_last, main.cs)
+        dhh, dch = start(d_hh_last, hyper.hs), start(d_ch_last, hyper.cs)
+        acc, acc_hyp = _ln_accumulators(xw, batch, n), _ln_accumulators(xw, batch, m)
+        d_bias = xw.new_zeros(batch, 4 * n)
+        d_ab_w = torch.zeros_like(ab_w)
+        d_xw = xw.new_empty(batch, steps, width)
+        w_cat_t, w_hyp_hh_t, z_w_t, ab_w_t = w_cat.t(), w_hyp_hh.t(), z_w.t(), ab_w.transpose(1, 2)
+        for t in reversed(range(steps)):
+            if d_out is not None:
+                dh = dh + d_out[:, t]
+            ds, dc = main.backward(t, dh, dc, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t], acc)
+            d_bias += ds
+            d_gates = ds.view(batch, 4, n).transpose(0, 1)  # [4, B, n]
+            z_blocks = zs[t].view(batch, 12, e).transpose(0, 1)
+            ab = torch.bmm(z_blocks, ab_w)  # α, β recomputed from the kept z
+            x_t, p = xw[:, t], hw[t]
+            d_ab = torch.empty_like(ab)
+            torch.mul(d_gates, _blocks(x_t[:, : 4 * n], n), out=d_ab[:4])  # ∂α_x
+            torch.mul(d_gates, _blocks(p[:, : 4 * n], n), out=d_ab[4:8])  # ∂α_h
+            d_ab[8:] = d_gates  # ∂β
+            torch.mul(d_gates, ab[:4], out=_blocks(d_xw[:, t, : 4 * n], n))  # ∂(x W_xh)
+            d_hw = d_gates * ab[4:8]  # ∂(h W_hh); written over the kept h W_hh below
+            d_ab_w.baddbmm_(z_blocks.transpose(1, 2), d_ab)
+            d_z = torch.bmm(d_ab, ab_w_t)  # [12, B, e]
+            zs[t].view(batch, 12, e).copy_(d_z.transpose(0, 1))
+            dhh = torch.addmm(dhh, zs[t], z_w_t)
+            d_s_hyp, dch = hyper.backward(t, dhh, dch, g_hyp, b_hyp, gc_hyp, bc_hyp, None, acc_hyp)
+            _blocks(p[:, : 4 * n], n).copy_(d_hw)
+            p[:, 4 * n :] = d_s_hyp
+            d_xw[:, t, 4 * n :] = d_s_hyp
+            dh = p @ w_cat_t
+            dhh = d_s_hyp @ w_hyp_hh_t
+        rows = steps * batch
+        h_prev = main.hs[:-1].reshape(rows, n)
+        d_w_cat = h_prev.t() @ hw.reshape(rows, -1)  # Σ_t h_{t−1}ᵀ ∂(h W)_t
+        d_w_hyp_hh = hyper.hs[:-1].reshape(rows, m).t() @ hw[..., 4 * n :].reshape(rows, 4 * m)
+        d_z_w = hyper.hs[1:].reshape(rows, m).t() @ zs.reshape(rows, 12 * e)  # [m, 12e]
+        d_z_w = d_z_w.view(m, 12, e).transpose(0, 1)
+        d_zw_b = zs[..., : 8 * e].reshape(rows, 8, e).sum(0)
+        return (d_xw, d_w_cat[:, : 4 * n], d_w_cat[:, 4 * n :], d_w_hyp_hh, *(a.sum(0) for a in acc_hyp),
+                d_z_w[:8], d_zw_b, d_ab_w[:8], d_z_w[8:], d_ab_w[8:], d_bias.sum(0), *(a.sum(0) for a in acc),
+                dh, dhh, dc, dch, None)
+
+
+def _blocks(t: Tensor, n: int) -> Tensor:
+    """[B, 4n] → a view [4, B, n] of its gate blocks."""
+    return t.view(t.shape[0], 4, n).transpose(0, 1)
+
+
+def _hyper_heads(zw_w: Tensor, zw_b: Tensor, zb_w: Tensor, alpha_w: Tensor, beta_w: Tensor):
+    """The twelve hyper heads as one [m, 12e] matrix (+ [12e] bias) and one stack of [12, e, n]."""
+    m, e = zw_w.shape[1], zw_w.shape[2]
+    z_w = torch.cat([zw_w, zb_w]).permute(1, 0, 2).reshape(m, 12 * e)
+    z_b = torch.cat([zw_b.reshape(-1), zw_b.new_zeros(4 * e)])
+    return z_w, z_b, torch.cat([alpha_w, beta_w])
+
+
+def hyper_sequence(cell, xw: Tensor, state, masks: Tensor | None):
+    """(outputs [B, T, n], (h, h_hyper, c, c_hyper)) of a `HyperLSTMCell` through `HyperLSTMSequence`."""
+    hyper, k = cell.hyper_cell, cell.input_size
+    h0, hh0, c0, ch0 = state
+    out, h, hh, c, ch = HyperLSTMSequence.apply(
+        xw, cell.W_hh, hyper.W_xh[k:], hyper.W_hh, hyper.ln_all_gamma, hyper.ln_all_beta, hyper.ln_c_gamma,
+        hyper.ln_c_beta, cell.zw_w, cell.zw_b, cell.alpha_w, cell.zb_w, cell.beta_w, cell.bias,
+        cell.ln_all_gamma, cell.ln_all_beta, cell.ln_c_gamma, cell.ln_c_beta, h0, hh0, c0, ch0, masks)
+    return out, (h, hh, c, ch)
 
 
 def layer_norm_lstm_sequence(xw, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .cells import LayerNormLSTMCell, LSTMCell, RecurrentCell, State
-from .fast import layer_norm_lstm_sequence, lstm_sequence
+from .cells import HyperLSTMCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, State
+from .fast import hyper_sequence, layer_norm_lstm_sequence, lstm_sequence
 
 FAST_PATH = True  # use the hand-written backward where a cell has one (tests switch it off to compare)
 SIDE_BY_SIDE_MAX_ELEMENTS = 32768  # batch × 4n up to which the encoder's two directions share one loop
@@ -31,7 +31,7 @@ def run_cell(
 
     `keep_masks [T, B, n]` are the recurrent-dropout masks (None: no dropout). Returns the outputs
     ``[B, T, n]`` and the state after the last step. `fast` (default `FAST_PATH`) takes the
-    hand-written backward for an LSTM or LayerNorm-LSTM cell when gradients are needed.
+    hand-written backward for every cell when gradients are needed.
     """
     if (FAST_PATH if fast is None else fast) and torch.is_grad_enabled():
         if isinstance(cell, LSTMCell):
@@ -43,6 +43,8 @@ def run_cell(
             outputs, h, c = layer_norm_lstm_sequence(xw, cell.W_hh, cell.ln_all_gamma, cell.ln_all_beta,
                                                      cell.ln_c_gamma, cell.ln_c_beta, h0, c0, keep_masks)
             return outputs, (h, c)
+        if isinstance(cell, HyperLSTMCell):
+            return hyper_sequence(cell, xw, state, keep_masks)
     outputs: list[Tensor] = []
     # unbind once: indexing xw[:, t] inside the loop would make autograd build a full-size
     # gradient buffer for every step (quadratic in the sequence length)
