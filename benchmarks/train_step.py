@@ -1,7 +1,9 @@
 """Seconds per training step for each decoder cell, against a fused nn.LSTM baseline in the same run.
 
-Default configuration (batch 100, encoder 256, decoder 512, z 128, M 20) on the bundled
-aaron_sheep data (N_max 250), recurrent dropout on. The baseline is PyTorch's fused `nn.LSTM`
+Steps are timed in turns (baseline, lstm, layer_norm, hyper, baseline, ...) so that the machine's
+speed changing during the run affects all alike; the ratio is of medians, and the range of the
+per-round ratios is printed beside it. Default configuration (batch 100, encoder 256, decoder 512,
+z 128, M 20) on the bundled aaron_sheep data (N_max 250), recurrent dropout on. The baseline is PyTorch's fused `nn.LSTM`
 for a bidirectional encoder and the decoder, with the same mixture loss and output layer,
 forward + backward, no dropout: the practical bound for these shapes.
 
@@ -53,17 +55,26 @@ class FusedBaseline(nn.Module):
         return (offset + pen).mean() + 0.5 * torch.clamp(kl, min=0.2)
 
 
-def time_steps(loss_fn, params, batches, repeats: int, warmup: int) -> list[float]:
-    times = []
+def one_step(loss_fn, params, batch) -> float:
+    """Seconds for one forward + backward."""
+    t0 = time.perf_counter()
+    loss = loss_fn(batch)
+    for p in params:
+        p.grad = None
+    loss.backward()
+    return time.perf_counter() - t0
+
+
+def interleaved(contenders: dict, batches, repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Times of each contender's steps, taken in turns (A B C, A B C, ...) so that a change in the
+    machine's speed during the run falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
     for k in range(warmup + repeats):
         batch = batches[k % len(batches)]
-        t0 = time.perf_counter()
-        loss = loss_fn(batch)
-        for p in params:
-            p.grad = None
-        loss.backward()
-        if k >= warmup:
-            times.append(time.perf_counter() - t0)
+        for name, (loss_fn, params) in contenders.items():
+            t = one_step(loss_fn, params, batch)
+            if k >= warmup:
+                times[name].append(t)
     return times
 
 
@@ -87,16 +98,17 @@ def main() -> None:
           f"dec {base.dec_rnn_size}, z {base.z_size}, M {base.num_mixture}, torch threads {torch.get_num_threads()}")
 
     baseline = FusedBaseline(base)
-    ref = time_steps(lambda b: baseline.loss(*b), list(baseline.parameters()), tensors, args.repeats, args.warmup)
-    ref_s = statistics.median(ref)
-    print(f"{'fused nn.LSTM baseline':>28s}: {ref_s:7.3f} s/step  (ratio 1.00)")
+    contenders = {"fused nn.LSTM baseline": (lambda b: baseline.loss(*b), list(baseline.parameters()))}
     for cell in args.cells.split(","):
-        hps = base.replace(dec_model=cell)
-        model = SketchRNN(hps).train()
-        times = time_steps(lambda b: model.compute_loss(b[0], b[1], 0.5).cost, list(model.parameters()), tensors,
-                           args.repeats, args.warmup)
-        s = statistics.median(times)
-        print(f"{'dec_model=' + cell + ' (dropout on)':>28s}: {s:7.3f} s/step  (ratio {s / ref_s:.2f})")
+        model = SketchRNN(base.replace(dec_model=cell)).train()
+        contenders[f"dec_model={cell} (dropout on)"] = (lambda b, m=model: m.compute_loss(b[0], b[1], 0.5).cost,
+                                                       list(model.parameters()))
+    times = interleaved(contenders, tensors, args.repeats, args.warmup)
+    ref_s = statistics.median(times["fused nn.LSTM baseline"])
+    for name, ts in times.items():
+        s = statistics.median(ts)
+        ratios = sorted(t / r for t, r in zip(ts, times["fused nn.LSTM baseline"]))
+        print(f"{name:>34s}: {s:7.3f} s/step  (ratio {s / ref_s:.2f}; step by step {ratios[0]:.2f}-{ratios[-1]:.2f})")
     t0 = time.perf_counter()
     for _ in range(10):
         data.train.random_batch(base.batch_size)  # augmentation (scaling, point dropping) and padding

@@ -10,7 +10,7 @@ from sketchrnn import HParams, SketchRNN
 from sketchrnn.data import load_dataset
 from sketchrnn.model import recurrence
 from sketchrnn.model.cells import HyperLSTMCell, LayerNormLSTMCell, LSTMCell
-from sketchrnn.model.recurrence import dropout_masks, run_cell
+from sketchrnn.model.recurrence import Projection, dropout_masks, run_cell
 
 
 def _small_cell(cell_class):
@@ -33,22 +33,26 @@ def test_sequence_matches_the_plain_loop(cell_class, with_masks: bool) -> None:
         for name, p in cell.named_parameters():
             if "W_" not in name:
                 p.add_(0.1 * torch.randn_like(p))
-    x = torch.randn(5, 30, 7, dtype=torch.float64)
+    x = torch.randn(5, 30, 7, dtype=torch.float64, requires_grad=True)
+    width = cell.input_weight().shape[1]
+    per_sketch = torch.randn(5, width, dtype=torch.float64, requires_grad=True)  # as the decoder's z W_z
     state0 = [s.detach().requires_grad_() for s in cell.split_state(torch.randn(5, cell.state_size, dtype=torch.float64))]
     masks = dropout_masks((30, 5, 16), 0.7, dtype=torch.float64) if with_masks else None
     weights = torch.randn(5, 30, 16, dtype=torch.float64)  # a loss that reads every output and the final state
     results = []
     for fast in (False, True):
         cell.zero_grad()
-        for s in state0:
+        for s in (*state0, x, per_sketch):
             s.grad = None
-        xw = cell.project_input(x)
-        out, state = run_cell(cell, xw, tuple(state0), masks, fast=fast)
+        offset = cell.input_offset()
+        inputs = Projection(x, cell.input_weight(), per_sketch if offset is None else per_sketch + offset)
+        out, state = run_cell(cell, inputs, tuple(state0), masks, fast=fast)
         loss = (out * weights).sum() + sum((s * (0.3 + 0.2 * k)).sum() for k, s in enumerate(state))
         loss.backward()
         grads = {name: p.grad.clone() for name, p in cell.named_parameters()}
         results.append({"outputs": out.detach(), **{f"final {k}": s.detach() for k, s in enumerate(state)},
-                        **{f"d state0 {k}": s.grad.clone() for k, s in enumerate(state0)}, **grads})
+                        **{f"d state0 {k}": s.grad.clone() for k, s in enumerate(state0)},
+                        "d x": x.grad.clone(), "d per-sketch constant": per_sketch.grad.clone(), **grads})
     plain, fast = results
     assert set(plain) == set(fast)
     for name in plain:

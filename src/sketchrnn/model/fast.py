@@ -1,11 +1,13 @@
-"""A fast path for the LSTM and LayerNorm-LSTM time loops: the same maths with a hand-written backward through time.
+"""A fast path for the time loops of all three cells: the same maths with a hand-written backward through time.
 
 Autograd records a dozen nodes per time step and multiplies out the recurrent weight gradient one
 step at a time. Here the forward loop runs without recording anything and keeps the gate
 activations; the backward loop does the per-step work with one small matrix multiply (the
 gradient into h) and the recurrent weight gradient is one large multiply over all steps at the
-end. `recurrence.run_cell` uses it whenever gradients are needed for an `LSTMCell`; the plain
-path (autograd through `LSTMCell.step`) stays as the reference and the tests hold the two to 1e-5.
+end. The input term x_t W_x + const is formed step by step inside the loop from its factors, so
+no [B, T, 4n] projection is ever stored. `recurrence.run_cell` uses this path whenever gradients
+are needed; the plain path (autograd through the cells' `step`) stays as the reference and the
+tests hold the two together.
 """
 
 from __future__ import annotations
@@ -17,30 +19,33 @@ from .cells import FORGET_BIAS, LN_EPSILON
 
 
 class LSTMSequence(torch.autograd.Function):
-    """Outputs h_1..h_T and the final (c_T, h_T) of magenta's LSTMCell over projected inputs.
+    """Outputs h_1..h_T and the final (c_T, h_T) of magenta's LSTMCell.
 
     Every tensor carries a leading dimension D of independent cells run side by side (the
-    encoder's two directions share one loop, D = 2; the decoder has D = 1): `xw [D, B, T, 4n]`
-    (x W_xh + b, with the forget bias +1 folded in), `w_hh [D, n, 4n]`, initial `c0, h0 [D, B, n]`,
-    recurrent-dropout `masks [T, D, B, n]` or None.
+    encoder's two directions share one loop, D = 2; the decoder has D = 1). The input term of step
+    t is ``x_t W_x + const`` (formed inside the loop, never stored for all steps): `x [D, B, T, k]`,
+    `w_x [D, k, 4n]`, `const [D, B, 4n]` (bias with the forget bias +1 folded in, and for the
+    decoder z W_z). `w_hh [D, n, 4n]`, initial `c0, h0 [D, B, n]`, recurrent-dropout
+    `masks [T, D, B, n]` or None.
     """
 
     @staticmethod
-    def forward(ctx, xw: Tensor, w_hh: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None):  # type: ignore[override]
-        cells, batch, steps, width = xw.shape
-        n = width // 4
-        xw_t = xw.permute(2, 0, 1, 3)  # [T, D, B, 4n]
-        acts = xw.new_empty(steps, cells, batch, width)  # σ(i), tanh(j), σ(f+1), σ(o)
-        cs = xw.new_empty(steps + 1, cells, batch, n)
-        hs = xw.new_empty(steps + 1, cells, batch, n)
-        tcs = xw.new_empty(steps, cells, batch, n)  # tanh(c_t)
+    def forward(ctx, x: Tensor, w_x: Tensor, const: Tensor, w_hh: Tensor, c0: Tensor, h0: Tensor,  # type: ignore[override]
+                masks: Tensor | None):
+        cells, batch, steps, _ = x.shape
+        n = w_hh.shape[1]
+        width = 4 * n
+        acts = x.new_empty(steps, cells, batch, width)  # σ(i), tanh(j), σ(f+1), σ(o)
+        cs = x.new_empty(steps + 1, cells, batch, n)
+        hs = x.new_empty(steps + 1, cells, batch, n)
+        tcs = x.new_empty(steps, cells, batch, n)  # tanh(c_t)
         cs[0], hs[0] = c0, h0
         for t in range(steps):
             a = acts[t]
-            if cells == 1:
-                torch.addmm(xw_t[t, 0], hs[t, 0], w_hh[0], out=a[0])
-            else:  # small cells side by side: one batched multiply (see recurrence.run_cells_side_by_side)
-                torch.baddbmm(xw_t[t], hs[t], w_hh, out=a)
+            if cells == 1:  # gates = x_t W_x + const + h W_hh
+                torch.addmm(const[0], x[0, :, t], w_x[0], out=a[0]).addmm_(hs[t, 0], w_hh[0])
+            else:  # small cells side by side: batched multiplies (see recurrence.run_cells_side_by_side)
+                torch.baddbmm(const, x[:, :, t], w_x, out=a).baddbmm_(hs[t], w_hh)
             a[..., :n].sigmoid_()
             a[..., n : 2 * n].tanh_()
             a[..., 2 * n :].sigmoid_()
@@ -48,22 +53,21 @@ class LSTMSequence(torch.autograd.Function):
             torch.mul(cs[t], a[..., 2 * n : 3 * n], out=cs[t + 1]).addcmul_(a[..., :n], g)  # c' = c σ(f) + σ(i) g
             torch.tanh(cs[t + 1], out=tcs[t])
             torch.mul(tcs[t], a[..., 3 * n :], out=hs[t + 1])  # h' = tanh(c') σ(o)
-        ctx.save_for_backward(w_hh, acts, cs, hs, tcs, masks)
+        ctx.save_for_backward(x, w_x, w_hh, acts, cs, hs, tcs, masks)
         return hs[1:].permute(1, 2, 0, 3).contiguous(), cs[steps].clone(), hs[steps].clone()
 
     @staticmethod
     def backward(ctx, d_out: Tensor | None, d_c_last: Tensor | None, d_h_last: Tensor | None):  # type: ignore[override]
-        w_hh, acts, cs, hs, tcs, masks = ctx.saved_tensors
+        x, w_x, w_hh, acts, cs, hs, tcs, masks = ctx.saved_tensors
         steps, cells, batch, width = acts.shape
         n = width // 4
         d_gates = acts.new_empty(steps, cells, batch, width)
         dh = d_h_last.clone() if d_h_last is not None else acts.new_zeros(cells, batch, n)
         dc = d_c_last.clone() if d_c_last is not None else acts.new_zeros(cells, batch, n)
-        d_out_t = d_out.permute(2, 0, 1, 3) if d_out is not None else None  # [T, D, B, n]
         w_t = w_hh.transpose(1, 2)
         for t in reversed(range(steps)):
-            if d_out_t is not None:
-                dh = dh + d_out_t[t]
+            if d_out is not None:
+                dh = dh + d_out[:, :, t]
             a, tc, dg = acts[t], tcs[t], d_gates[t]
             i, g, f, o = a[..., :n], a[..., n : 2 * n], a[..., 2 * n : 3 * n], a[..., 3 * n :]
             dc = dc.addcmul(dh * o, 1 - tc * tc)  # ∂c += ∂h · σ(o) · (1 − tanh²c)
@@ -79,12 +83,14 @@ class LSTMSequence(torch.autograd.Function):
             dg.mul_(deriv)
             dc = dc * f
             dh = torch.mm(dg[0], w_t[0])[None] if cells == 1 else torch.bmm(dg, w_t)
-        # Σ_t h_{t−1}ᵀ ∂gates_t: one large multiply per cell
-        d_w_hh = torch.stack([
-            hs[:-1, d].reshape(steps * batch, n).t() @ d_gates[:, d].reshape(steps * batch, width)
-            for d in range(cells)
-        ])
-        return d_gates.permute(1, 2, 0, 3), d_w_hh, dc, dh, None
+        # the weight gradients: one large multiply per cell over all steps
+        rows = steps * batch
+        d_w_hh = torch.stack([hs[:-1, d].reshape(rows, n).t() @ d_gates[:, d].reshape(rows, width) for d in range(cells)])
+        x_tm = x.transpose(1, 2)  # [D, T, B, k]
+        d_w_x = torch.stack([x_tm[d].reshape(rows, -1).t() @ d_gates[:, d].reshape(rows, width) for d in range(cells)])
+        d_const = d_gates.sum(0)
+        d_x = torch.matmul(d_gates, w_x.transpose(1, 2)[None]).permute(1, 2, 0, 3) if ctx.needs_input_grad[0] else None
+        return d_x, d_w_x, d_const, d_w_hh, dc, dh, None
 
 
 def _ln_backward(d_normed: Tensor, normed: Tensor, rstd: Tensor) -> Tensor:
@@ -184,29 +190,30 @@ def _ln_accumulators(ref: Tensor, batch: int, n: int) -> list[Tensor]:
 class LayerNormLSTMSequence(torch.autograd.Function):
     """Outputs h_1..h_T and the final (h_T, c_T) of magenta's LayerNormLSTMCell.
 
-    Inputs: `xw [B, T, 4n]` (x W_xh), `w_hh [n, 4n]`, the gate layer norm's `gamma, beta [4n]`,
-    the cell layer norm's `gamma_c, beta_c [n]`, initial `h0, c0 [B, n]`, `masks [T, B, n]` or None.
+    Inputs: the input term's factors `x [B, T, k]`, `w_x [k, 4n]`, `const [B, 4n]` (step t's input
+    term is x_t W_x + const), `w_hh [n, 4n]`, the gate layer norm's `gamma, beta [4n]`, the cell
+    layer norm's `gamma_c, beta_c [n]`, initial `h0, c0 [B, n]`, `masks [T, B, n]` or None.
     """
 
     @staticmethod
-    def forward(ctx, xw, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks):  # type: ignore[override]
-        batch, steps, width = xw.shape
-        n = width // 4
-        tape = _LNCellTape(xw, steps, batch, n)
+    def forward(ctx, x, w_x, const, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks):  # type: ignore[override]
+        batch, steps, _ = x.shape
+        n = w_hh.shape[0]
+        tape = _LNCellTape(x, steps, batch, n)
         tape.hs[0], tape.cs[0] = h0, c0
         for t in range(steps):
-            s = torch.addmm(xw[:, t], tape.hs[t], w_hh)  # x W_xh + h W_hh
+            s = torch.addmm(const, x[:, t], w_x).addmm_(tape.hs[t], w_hh)  # x W_x + const + h W_hh
             tape.forward(t, s, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t])
-        ctx.save_for_backward(w_hh, gamma, beta, gamma_c, beta_c, masks, *tape.tensors())
+        ctx.save_for_backward(x, w_x, w_hh, gamma, beta, gamma_c, beta_c, masks, *tape.tensors())
         return tape.hs[1:].transpose(0, 1).contiguous(), tape.hs[steps].clone(), tape.cs[steps].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_h_last, d_c_last):  # type: ignore[override]
-        w_hh, gamma, beta, gamma_c, beta_c, masks, *kept = ctx.saved_tensors
+        x, w_x, w_hh, gamma, beta, gamma_c, beta_c, masks, *kept = ctx.saved_tensors
         tape = _LNCellTape.of(tuple(kept))
         steps, batch, width = tape.normed.shape
         n = width // 4
-        d_xw = tape.normed.new_empty(batch, steps, width)  # gradient of the raw pre-activations = of xw
+        d_s = tape.normed.new_empty(steps, batch, width)  # ∂ of the raw pre-activations, every step
         acc = _ln_accumulators(tape.normed, batch, n)
         dh = d_h_last.clone() if d_h_last is not None else tape.hs.new_zeros(batch, n)
         dc = d_c_last.clone() if d_c_last is not None else tape.cs.new_zeros(batch, n)
@@ -215,37 +222,42 @@ class LayerNormLSTMSequence(torch.autograd.Function):
             if d_out is not None:
                 dh = dh + d_out[:, t]
             ds, dc = tape.backward(t, dh, dc, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t], acc)
-            d_xw[:, t] = ds
+            d_s[t] = ds
             dh = ds @ w_t
-        # Σ_t h_{t−1}ᵀ ∂s_t: one large multiply
-        d_w_hh = tape.hs[:-1].transpose(0, 1).reshape(steps * batch, n).t() @ d_xw.reshape(steps * batch, width)
-        return (d_xw, d_w_hh, *(a.sum(0) for a in acc), dh, dc, None)
+        # the weight gradients Σ_t h_{t−1}ᵀ ∂s_t and Σ_t x_tᵀ ∂s_t: one large multiply each
+        rows = steps * batch
+        d_s2 = d_s.view(rows, width)
+        d_w_hh = tape.hs[:-1].reshape(rows, n).t() @ d_s2
+        d_w_x = x.transpose(0, 1).reshape(rows, -1).t() @ d_s2
+        d_x = (d_s @ w_x.t()).transpose(0, 1) if ctx.needs_input_grad[0] else None
+        return (d_x, d_w_x, d_s.sum(0), d_w_hh, *(a.sum(0) for a in acc), dh, dc, None)
 
 
 class HyperLSTMSequence(torch.autograd.Function):
     """Outputs h_1..h_T and the final state (h, h_hyper, c, c_hyper) of magenta's HyperLSTMCell.
 
-    Inputs: `xw [B, T, 4n + 4m]` (``HyperLSTMCell.project_input``: x W_xh and the x part of the hyper
-    cell's input), the cell's weights (see `hyper_sequence`) and the initial state. Per step the
+    Inputs: the input term's factors `x [B, T, k]`, `w_x [k, 4n + 4m]`, `const [B, 4n + 4m]` (step
+    t's x W_xh and the x part of the hyper cell's input are x_t W_x + const, formed inside the loop),
+    the cell's weights (see `hyper_sequence`) and the initial state. Per step the
     forward does three matrix multiplies, h [W_hh | W_hyper,h], h_hyper W_hyper,hh and
     h_hyper' [zw | zb], and one batched one for the twelve α, β blocks; the backward does the same
     transposed, and the large weight gradients are one multiply each over all steps.
     """
 
     @staticmethod
-    def forward(ctx, xw, w_hh, w_hyp_h, w_hyp_hh, g_hyp, b_hyp, gc_hyp, bc_hyp, zw_w, zw_b, alpha_w, zb_w,  # type: ignore[override]
+    def forward(ctx, x, w_x, const, w_hh, w_hyp_h, w_hyp_hh, g_hyp, b_hyp, gc_hyp, bc_hyp, zw_w, zw_b, alpha_w, zb_w,  # type: ignore[override]
                 beta_w, bias, gamma, beta, gamma_c, beta_c, h0, hh0, c0, ch0, masks):
-        batch, steps, width = xw.shape
+        batch, steps, _ = x.shape
         n, m, e = w_hh.shape[0], w_hyp_hh.shape[0], zw_w.shape[2]
         w_cat = torch.cat([w_hh, w_hyp_h], dim=1)  # [n, 4n + 4m]: both uses of h in one multiply
         z_w, z_b, ab_w = _hyper_heads(zw_w, zw_b, zb_w, alpha_w, beta_w)
-        main, hyper = _LNCellTape(xw, steps, batch, n), _LNCellTape(xw, steps, batch, m)
+        main, hyper = _LNCellTape(x, steps, batch, n), _LNCellTape(x, steps, batch, m)
         main.hs[0], main.cs[0], hyper.hs[0], hyper.cs[0] = h0, c0, hh0, ch0
-        hw = xw.new_empty(steps, batch, 4 * n + 4 * m)  # h W per step; the backward overwrites it with its ∂
-        zs = xw.new_empty(steps, batch, 12 * e)  # z_w (8 blocks) and z_b (4 blocks) per step; later their ∂
+        hw = x.new_empty(steps, batch, 4 * n + 4 * m)  # h W per step; the backward overwrites it with its ∂
+        zs = x.new_empty(steps, batch, 12 * e)  # z_w (8 blocks) and z_b (4 blocks) per step; later their ∂
         bias_blocks = bias.view(4, 1, n)
         for t in range(steps):
-            x_t = xw[:, t]
+            x_t = torch.addmm(const, x[:, t], w_x)
             p = torch.mm(main.hs[t], w_cat, out=hw[t])
             # the hyper cell reads [x, h]: s = x W_x + h W_h + h_hyper W_hh
             s_hyp = torch.addmm(p[:, 4 * n :] + x_t[:, 4 * n :], hyper.hs[t], w_hyp_hh)
@@ -257,7 +269,7 @@ class HyperLSTMSequence(torch.autograd.Function):
             gates.addcmul_(ab[4:8], _blocks(p[:, : 4 * n], n))
             s = gates.transpose(0, 1).reshape(batch, 4 * n)
             main.forward(t, s, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t])
-        ctx.save_for_backward(xw, w_cat, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c,
+        ctx.save_for_backward(x, w_x, const, w_cat, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c,
                               beta_c, masks, hw, zs, *main.tensors(), *hyper.tensors())
         hs = main.hs
         return (hs[1:].transpose(0, 1).contiguous(), hs[steps].clone(), hyper.hs[steps].clone(),
@@ -265,10 +277,10 @@ class HyperLSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_out, d_h_last, d_hh_last, d_c_last, d_ch_last):  # type: ignore[override]
-        (xw, w_cat, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c, beta_c, masks,
+        (x, w_x, const, w_cat, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c, beta_c, masks,
          hw, zs, *kept) = ctx.saved_tensors
         main, hyper = _LNCellTape.of(tuple(kept[:5])), _LNCellTape.of(tuple(kept[5:]))
-        batch, steps, width = xw.shape
+        batch, steps, _ = x.shape
         n, m, e = main.n, hyper.n, zs.shape[2] // 12
 
         def start(d: Tensor | None, like: Tensor) -> Tensor:
@@ -276,10 +288,12 @@ class HyperLSTMSequence(torch.autograd.Function):
 
         dh, dc = start(d_h_last, main.hs), start(d_c_last, main.cs)
         dhh, dch = start(d_hh_last, hyper.hs), start(d_ch_last, hyper.cs)
-        acc, acc_hyp = _ln_accumulators(xw, batch, n), _ln_accumulators(xw, batch, m)
-        d_bias = xw.new_zeros(batch, 4 * n)
+        acc, acc_hyp = _ln_accumulators(x, batch, n), _ln_accumulators(x, batch, m)
+        d_bias = x.new_zeros(batch, 4 * n)
         d_ab_w = torch.zeros_like(ab_w)
-        d_xw = xw.new_empty(batch, steps, width)
+        d_w_x, d_const = torch.zeros_like(w_x), torch.zeros_like(const)
+        d_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        d_xw = x.new_empty(batch, 4 * n + 4 * m)  # this step's ∂(x_t W_x + const)
         w_cat_t, w_hyp_hh_t, z_w_t, ab_w_t = w_cat.t(), w_hyp_hh.t(), z_w.t(), ab_w.transpose(1, 2)
         for t in reversed(range(steps)):
             if d_out is not None:
@@ -289,12 +303,12 @@ class HyperLSTMSequence(torch.autograd.Function):
             d_gates = ds.view(batch, 4, n).transpose(0, 1)  # [4, B, n]
             z_blocks = zs[t].view(batch, 12, e).transpose(0, 1)
             ab = torch.bmm(z_blocks, ab_w)  # α, β recomputed from the kept z
-            x_t, p = xw[:, t], hw[t]
+            x_t, p = torch.addmm(const, x[:, t], w_x), hw[t]  # the input term again
             d_ab = torch.empty_like(ab)
             torch.mul(d_gates, _blocks(x_t[:, : 4 * n], n), out=d_ab[:4])  # ∂α_x
             torch.mul(d_gates, _blocks(p[:, : 4 * n], n), out=d_ab[4:8])  # ∂α_h
             d_ab[8:] = d_gates  # ∂β
-            torch.mul(d_gates, ab[:4], out=_blocks(d_xw[:, t, : 4 * n], n))  # ∂(x W_xh)
+            torch.mul(d_gates, ab[:4], out=_blocks(d_xw[:, : 4 * n], n))  # ∂(x W_xh)
             d_hw = d_gates * ab[4:8]  # ∂(h W_hh); written over the kept h W_hh below
             d_ab_w.baddbmm_(z_blocks.transpose(1, 2), d_ab)
             d_z = torch.bmm(d_ab, ab_w_t)  # [12, B, e]
@@ -303,7 +317,11 @@ class HyperLSTMSequence(torch.autograd.Function):
             d_s_hyp, dch = hyper.backward(t, dhh, dch, g_hyp, b_hyp, gc_hyp, bc_hyp, None, acc_hyp)
             _blocks(p[:, : 4 * n], n).copy_(d_hw)
             p[:, 4 * n :] = d_s_hyp
-            d_xw[:, t, 4 * n :] = d_s_hyp
+            d_xw[:, 4 * n :] = d_s_hyp
+            d_const += d_xw
+            d_w_x.addmm_(x[:, t].t(), d_xw)
+            if d_x is not None:
+                d_x[:, t] = d_xw @ w_x.t()
             dh = p @ w_cat_t
             dhh = d_s_hyp @ w_hyp_hh_t
         rows = steps * batch
@@ -313,7 +331,7 @@ class HyperLSTMSequence(torch.autograd.Function):
         d_z_w = hyper.hs[1:].reshape(rows, m).t() @ zs.reshape(rows, 12 * e)  # [m, 12e]
         d_z_w = d_z_w.view(m, 12, e).transpose(0, 1)
         d_zw_b = zs[..., : 8 * e].reshape(rows, 8, e).sum(0)
-        return (d_xw, d_w_cat[:, : 4 * n], d_w_cat[:, 4 * n :], d_w_hyp_hh, *(a.sum(0) for a in acc_hyp),
+        return (d_x, d_w_x, d_const, d_w_cat[:, : 4 * n], d_w_cat[:, 4 * n :], d_w_hyp_hh, *(a.sum(0) for a in acc_hyp),
                 d_z_w[:8], d_zw_b, d_ab_w[:8], d_z_w[8:], d_ab_w[8:], d_bias.sum(0), *(a.sum(0) for a in acc),
                 dh, dhh, dc, dch, None)
 
@@ -331,25 +349,22 @@ def _hyper_heads(zw_w: Tensor, zw_b: Tensor, zb_w: Tensor, alpha_w: Tensor, beta
     return z_w, z_b, torch.cat([alpha_w, beta_w])
 
 
-def hyper_sequence(cell, xw: Tensor, state, masks: Tensor | None):
+def hyper_sequence(cell, x: Tensor, w_x: Tensor, const: Tensor, state, masks: Tensor | None):
     """(outputs [B, T, n], (h, h_hyper, c, c_hyper)) of a `HyperLSTMCell` through `HyperLSTMSequence`."""
     hyper, k = cell.hyper_cell, cell.input_size
     h0, hh0, c0, ch0 = state
     out, h, hh, c, ch = HyperLSTMSequence.apply(
-        xw, cell.W_hh, hyper.W_xh[k:], hyper.W_hh, hyper.ln_all_gamma, hyper.ln_all_beta, hyper.ln_c_gamma,
+        x, w_x, const, cell.W_hh, hyper.W_xh[k:], hyper.W_hh, hyper.ln_all_gamma, hyper.ln_all_beta, hyper.ln_c_gamma,
         hyper.ln_c_beta, cell.zw_w, cell.zw_b, cell.alpha_w, cell.zb_w, cell.beta_w, cell.bias,
         cell.ln_all_gamma, cell.ln_all_beta, cell.ln_c_gamma, cell.ln_c_beta, h0, hh0, c0, ch0, masks)
     return out, (h, hh, c, ch)
 
 
-def layer_norm_lstm_sequence(xw, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks):
+def layer_norm_lstm_sequence(x, w_x, const, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks):
     """(outputs [B, T, n], h_T, c_T) through `LayerNormLSTMSequence`."""
-    return LayerNormLSTMSequence.apply(xw, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks)
+    return LayerNormLSTMSequence.apply(x, w_x, const, w_hh, gamma, beta, gamma_c, beta_c, h0, c0, masks)
 
 
-def lstm_sequence(xw: Tensor, w_hh: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None):
-    """(outputs, c_T, h_T) through `LSTMSequence`; without the leading D dimension, one cell (D = 1)."""
-    if xw.dim() == 4:
-        return LSTMSequence.apply(xw, w_hh, c0, h0, masks)
-    out, c, h = LSTMSequence.apply(xw[None], w_hh[None], c0[None], h0[None], None if masks is None else masks[:, None])
-    return out[0], c[0], h[0]
+def lstm_sequence(x: Tensor, w_x: Tensor, const: Tensor, w_hh: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None):
+    """(outputs [D, B, T, n], c_T, h_T) through `LSTMSequence` (see there for the shapes)."""
+    return LSTMSequence.apply(x, w_x, const, w_hh, c0, h0, masks)

@@ -1,12 +1,14 @@
 """The time loop: runs a cell over a sequence, with recurrent dropout.
 
-The input projection ``x W`` is one large matrix multiply over all time steps before the loop;
-each step then does only the recurrent part. Outputs at a step never depend on later inputs, so
+The input term ``x W`` (`Projection`) is one large matrix multiply over all time steps on the
+plain path and is formed step by step from its factors on the fast path. Outputs at a step never depend on later inputs, so
 a sketch's encoding is read at its own last step (`last_outputs`) and the padding after it is
 never seen.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -24,38 +26,72 @@ def dropout_masks(shape: tuple[int, ...], keep_prob: float, device=None, dtype=N
     return keep.to(dtype or torch.float32) / keep_prob
 
 
+@dataclass
+class Projection:
+    """The per-step input term ``x_t W + constant`` of a time loop, kept as its factors.
+
+    `x [B, T, k]`, `weight [k, P]`, `constant [P]` or `[B, P]` (or None). The fast path forms the
+    term step by step inside the loop; `full()` is the whole ``[B, T, P]`` tensor for the plain path.
+    """
+
+    x: Tensor
+    weight: Tensor
+    constant: Tensor | None = None
+
+    def full(self) -> Tensor:
+        """x W + constant for every step: ``[B, T, P]``."""
+        xw = self.x @ self.weight
+        if self.constant is None:
+            return xw
+        return xw + (self.constant[:, None, :] if self.constant.dim() == 2 else self.constant)
+
+    def constant_rows(self) -> Tensor:
+        """The constant as one row per sequence, ``[B, P]`` (a broadcast view where it is shared)."""
+        batch, width = self.x.shape[0], self.weight.shape[1]
+        if self.constant is None:
+            return self.x.new_zeros(width).expand(batch, width)
+        return self.constant.expand(batch, width)
+
+
+def projection(cell: RecurrentCell, x: Tensor) -> Projection:
+    """`cell`'s input term for inputs `x [B, T, input_size]`: x W_xh + the cell's offset."""
+    return Projection(x, cell.input_weight(), cell.input_offset())
+
+
 def run_cell(
-    cell: RecurrentCell, xw: Tensor, state: State, keep_masks: Tensor | None = None, fast: bool | None = None
+    cell: RecurrentCell, inputs: Projection, state: State, keep_masks: Tensor | None = None, fast: bool | None = None
 ) -> tuple[Tensor, State]:
-    """Run `cell` over projected inputs `xw [B, T, P]` (from ``cell.project_input``) from `state`.
+    """Run `cell` over the input terms `inputs` (see `Projection`) from `state`.
 
     `keep_masks [T, B, n]` are the recurrent-dropout masks (None: no dropout). Returns the outputs
     ``[B, T, n]`` and the state after the last step. `fast` (default `FAST_PATH`) takes the
-    hand-written backward for every cell when gradients are needed.
+    hand-written backward through time (`fast.py`) when gradients are needed.
     """
     if (FAST_PATH if fast is None else fast) and torch.is_grad_enabled():
+        x, w, const = inputs.x, inputs.weight, inputs.constant_rows()
         if isinstance(cell, LSTMCell):
             c0, h0 = state
-            outputs, c, h = lstm_sequence(xw, cell.W_hh, c0, h0, keep_masks)
-            return outputs, (c, h)
+            masks = None if keep_masks is None else keep_masks[:, None]
+            outputs, c, h = lstm_sequence(x[None], w[None], const[None], cell.W_hh[None], c0[None], h0[None], masks)
+            return outputs[0], (c[0], h[0])
         if isinstance(cell, LayerNormLSTMCell):
             h0, c0 = state
-            outputs, h, c = layer_norm_lstm_sequence(xw, cell.W_hh, cell.ln_all_gamma, cell.ln_all_beta,
+            outputs, h, c = layer_norm_lstm_sequence(x, w, const, cell.W_hh, cell.ln_all_gamma, cell.ln_all_beta,
                                                      cell.ln_c_gamma, cell.ln_c_beta, h0, c0, keep_masks)
             return outputs, (h, c)
         if isinstance(cell, HyperLSTMCell):
-            return hyper_sequence(cell, xw, state, keep_masks)
+            return hyper_sequence(cell, x, w, const, state, keep_masks)
     outputs: list[Tensor] = []
     # unbind once: indexing xw[:, t] inside the loop would make autograd build a full-size
     # gradient buffer for every step (quadratic in the sequence length)
-    for t, xw_t in enumerate(xw.unbind(1)):
+    for t, xw_t in enumerate(inputs.full().unbind(1)):
         state = cell.step(xw_t, state, None if keep_masks is None else keep_masks[t])
         outputs.append(cell.output(state))
     return torch.stack(outputs, dim=1), state
 
 
 def run_cells_side_by_side(
-    cells: list[RecurrentCell], xws: list[Tensor], states: list[State], keep_masks: list[Tensor | None]
+    cells: list[RecurrentCell], inputs: list[Projection], states: list[State], keep_masks: list[Tensor | None]
 ) -> list[Tensor]:
     """Outputs of several independent cells of the same shape over inputs of the same length.
 
@@ -66,13 +102,15 @@ def run_cells_side_by_side(
     cells each run on their own.
     """
     same_lstm = all(type(c) is LSTMCell and c.W_hh.shape == cells[0].W_hh.shape for c in cells)
-    small = xws[0].shape[0] * xws[0].shape[-1] <= SIDE_BY_SIDE_MAX_ELEMENTS
+    small = inputs[0].x.shape[0] * cells[0].W_hh.shape[1] <= SIDE_BY_SIDE_MAX_ELEMENTS
     if FAST_PATH and same_lstm and small and torch.is_grad_enabled():
         masks = None if keep_masks[0] is None else torch.stack(keep_masks, dim=1)  # type: ignore[arg-type]
-        outputs, _, _ = lstm_sequence(torch.stack(xws), torch.stack([c.W_hh for c in cells]),
-                                      torch.stack([s[0] for s in states]), torch.stack([s[1] for s in states]), masks)
+        outputs, _, _ = lstm_sequence(torch.stack([p.x for p in inputs]), torch.stack([p.weight for p in inputs]),
+                                      torch.stack([p.constant_rows() for p in inputs]),
+                                      torch.stack([c.W_hh for c in cells]), torch.stack([s[0] for s in states]),
+                                      torch.stack([s[1] for s in states]), masks)
         return list(outputs.unbind(0))
-    return [run_cell(c, xw, s, m)[0] for c, xw, s, m in zip(cells, xws, states, keep_masks)]
+    return [run_cell(c, p, s, m)[0] for c, p, s, m in zip(cells, inputs, states, keep_masks)]
 
 
 def last_outputs(outputs: Tensor, lengths: Tensor) -> Tensor:

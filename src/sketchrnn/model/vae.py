@@ -25,7 +25,7 @@ from .mixture import (
     sketch_log_likelihood,
     split_output,
 )
-from .recurrence import dropout_masks, last_outputs, reverse_padded, run_cell, run_cells_side_by_side
+from .recurrence import Projection, dropout_masks, last_outputs, projection, reverse_padded, run_cell, run_cells_side_by_side
 
 STROKE_DIM = 5
 
@@ -100,7 +100,7 @@ class SketchRNN(nn.Module):
         seqs = [x, reverse_padded(x, lengths)]  # backward direction: each sketch's own points, reversed
         states = [cell.zero_state(batch, x.device, x.dtype) for cell in cells]
         masks = [self._recurrent_masks(steps, batch, cell.num_units, x) for cell in cells]
-        hs = run_cells_side_by_side(cells, [c.project_input(s) for c, s in zip(cells, seqs)], states, masks)
+        hs = run_cells_side_by_side(cells, [projection(c, s) for c, s in zip(cells, seqs)], states, masks)
         outs = [last_outputs(h, lengths) for h in hs]
         return torch.cat(outs, dim=1)
 
@@ -148,14 +148,14 @@ class SketchRNN(nn.Module):
             return z @ w[STROKE_DIM:] + constant
         return constant.expand(batch, -1)
 
-    def _decoder_projection(self, x: Tensor, z: Tensor | None) -> Tensor:
-        """x W for every step of the decoder input [S_{i−1}; z]; the z part once per sketch, not per step."""
+    def _decoder_projection(self, x: Tensor, z: Tensor | None) -> Projection:
+        """The decoder's input term [S_{i−1}; z] W per step: S W_S + (z W_z + offset), the z part once per sketch."""
         cell = self.dec_cell
         if self.training and self.hps.use_input_dropout and self.hps.input_dropout_prob < 1.0:
             full = x if z is None else torch.cat([x, z[:, None, :].expand(-1, x.shape[1], -1)], dim=-1)
-            return cell.project_input(full * dropout_masks(full.shape, self.hps.input_dropout_prob, x.device, x.dtype))
+            return projection(cell, full * dropout_masks(full.shape, self.hps.input_dropout_prob, x.device, x.dtype))
         constant = self.decoder_input_constant(z, x.shape[0], x.device, x.dtype)
-        return x @ cell.input_weight()[:STROKE_DIM] + constant[:, None, :]
+        return Projection(x, cell.input_weight()[:STROKE_DIM], constant)
 
     def decoder_hidden(self, x: Tensor, z: Tensor | None = None, state: State | None = None) -> tuple[Tensor, State]:
         """Decoder outputs h ``[B, T, dec_rnn_size]`` for inputs `x [B, T, 5]` and the final decoder state."""
