@@ -10,7 +10,7 @@ from sketchrnn import HParams, SketchRNN
 from sketchrnn.data import load_dataset
 from sketchrnn.model import recurrence
 from sketchrnn.model.cells import HyperLSTMCell, LayerNormLSTMCell, LSTMCell
-from sketchrnn.model.recurrence import Projection, dropout_masks, run_cell
+from sketchrnn.model.recurrence import Projection, dropout_masks, projection, run_cell
 
 
 def _small_cell(cell_class):
@@ -81,3 +81,30 @@ def test_whole_model_fast_equals_plain_with_dropout(monkeypatch, cells: str) -> 
     assert fast_cost == pytest.approx(plain_cost, rel=1e-6)
     for name in plain:
         assert_close(fast[name], plain[name], 1e-5, name)
+
+
+@pytest.mark.parametrize("cell_class", [LSTMCell, LayerNormLSTMCell, HyperLSTMCell])
+def test_work_buffers_are_reused_and_backward_runs_once(cell_class) -> None:
+    """The second step reuses the first one's buffers (no fresh pages) and computes the same numbers."""
+    from sketchrnn.model import fast
+
+    torch.manual_seed(0)
+    cell = _small_cell(cell_class)
+    x = torch.randn(5, 30, 7)
+    masks = dropout_masks((30, 5, 16), 0.7)
+    fast.POOL.clear()
+    results, reused = [], []
+    for _ in range(2):
+        cell.zero_grad()
+        before = {id(t) for bucket in fast.POOL.free.values() for t in bucket}
+        out, _ = run_cell(cell, projection(cell, x), cell.zero_state(5), masks, fast=True)
+        after = {id(t) for bucket in fast.POOL.free.values() for t in bucket}
+        reused.append(len(before - after))  # buffers the forward took from the pool
+        out.sum().backward()
+        results.append([p.grad.clone() for p in cell.parameters()])
+    assert reused[0] == 0 and reused[1] > 0
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+    out, _ = run_cell(cell, projection(cell, x), cell.zero_state(5), masks, fast=True)
+    out.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward pass per forward"):
+        out.sum().backward()

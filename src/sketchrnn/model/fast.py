@@ -12,10 +12,67 @@ tests hold the two together.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import Tensor
 
 from .cells import FORGET_BIAS, LN_EPSILON
+
+
+class _BufferPool:
+    """The time loops' large work buffers, handed from one training step's backward to the next forward.
+
+    Memory fresh from the operating system costs a page fault and zeroing per page: measured here
+    about 0.4 ms per MB, a tenth of a second per step for the default decoder's gate buffer alone,
+    and the C allocator returns blocks this large to the system as soon as they are freed. Buffers
+    given back at the end of a backward pass are taken again by the next forward of the same shape.
+    Only CPU tensors are pooled (CUDA has its own caching allocator).
+    """
+
+    def __init__(self, per_shape: int = 4) -> None:
+        self.per_shape = per_shape
+        self.free: dict[tuple, list[Tensor]] = {}
+        self.lock = threading.Lock()
+
+    def take(self, like: Tensor, *shape: int) -> Tensor:
+        """An uninitialised tensor of `shape` with `like`'s dtype and device."""
+        if like.device.type == "cpu":
+            with self.lock:
+                bucket = self.free.get((shape, like.dtype))
+                if bucket:
+                    return bucket.pop()
+        return like.new_empty(shape)
+
+    def give(self, *tensors: Tensor) -> None:
+        """Keep `tensors` for reuse; the caller holds no other reference that will be read again."""
+        with self.lock:
+            for t in tensors:
+                if t.device.type == "cpu":
+                    bucket = self.free.setdefault((tuple(t.shape), t.dtype), [])
+                    if len(bucket) < self.per_shape:
+                        bucket.append(t)
+
+    def clear(self) -> None:
+        """Let go of every kept buffer."""
+        with self.lock:
+            self.free.clear()
+
+
+POOL = _BufferPool()
+
+
+def release_work_buffers() -> None:
+    """Free the training loop's kept work buffers (before evaluation, or when done training)."""
+    POOL.clear()
+
+
+def _once(ctx) -> None:
+    """The buffers of a forward go back to the pool after its backward, so it may run only once."""
+    if getattr(ctx, "consumed", False):
+        raise RuntimeError("the fast recurrent path supports one backward pass per forward (no retain_graph); "
+                           "set sketchrnn.model.recurrence.FAST_PATH = False to backpropagate twice")
+    ctx.consumed = True
 
 
 class LSTMSequence(torch.autograd.Function):
@@ -35,10 +92,10 @@ class LSTMSequence(torch.autograd.Function):
         cells, batch, steps, _ = x.shape
         n = w_hh.shape[1]
         width = 4 * n
-        acts = x.new_empty(steps, cells, batch, width)  # σ(i), tanh(j), σ(f+1), σ(o)
-        cs = x.new_empty(steps + 1, cells, batch, n)
-        hs = x.new_empty(steps + 1, cells, batch, n)
-        tcs = x.new_empty(steps, cells, batch, n)  # tanh(c_t)
+        acts = POOL.take(x, steps, cells, batch, width)  # σ(i), tanh(j), σ(f+1), σ(o)
+        cs = POOL.take(x, steps + 1, cells, batch, n)
+        hs = POOL.take(x, steps + 1, cells, batch, n)
+        tcs = POOL.take(x, steps, cells, batch, n)  # tanh(c_t)
         cs[0], hs[0] = c0, h0
         for t in range(steps):
             a = acts[t]
@@ -58,17 +115,18 @@ class LSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_out: Tensor | None, d_c_last: Tensor | None, d_h_last: Tensor | None):  # type: ignore[override]
+        _once(ctx)
         x, w_x, w_hh, acts, cs, hs, tcs, masks = ctx.saved_tensors
         steps, cells, batch, width = acts.shape
         n = width // 4
-        d_gates = acts.new_empty(steps, cells, batch, width)
         dh = d_h_last.clone() if d_h_last is not None else acts.new_zeros(cells, batch, n)
         dc = d_c_last.clone() if d_c_last is not None else acts.new_zeros(cells, batch, n)
         w_t = w_hh.transpose(1, 2)
         for t in reversed(range(steps)):
             if d_out is not None:
                 dh = dh + d_out[:, :, t]
-            a, tc, dg = acts[t], tcs[t], d_gates[t]
+            a, tc = acts[t], tcs[t]
+            dg = torch.empty_like(a)
             i, g, f, o = a[..., :n], a[..., n : 2 * n], a[..., 2 * n : 3 * n], a[..., 3 * n :]
             dc = dc.addcmul(dh * o, 1 - tc * tc)  # ∂c += ∂h · σ(o) · (1 − tanh²c)
             gm = g if masks is None else g * masks[t]
@@ -82,7 +140,9 @@ class LSTMSequence(torch.autograd.Function):
             deriv[..., n : 2 * n] = 1 - g * g  # tanh' = 1 − tanh² on j
             dg.mul_(deriv)
             dc = dc * f
+            a.copy_(dg)  # step t's activations are not needed again: its gate gradients take their place
             dh = torch.mm(dg[0], w_t[0])[None] if cells == 1 else torch.bmm(dg, w_t)
+        d_gates = acts
         # the weight gradients: one large multiply per cell over all steps
         rows = steps * batch
         d_w_hh = torch.stack([hs[:-1, d].reshape(rows, n).t() @ d_gates[:, d].reshape(rows, width) for d in range(cells)])
@@ -90,6 +150,7 @@ class LSTMSequence(torch.autograd.Function):
         d_w_x = torch.stack([x_tm[d].reshape(rows, -1).t() @ d_gates[:, d].reshape(rows, width) for d in range(cells)])
         d_const = d_gates.sum(0)
         d_x = torch.matmul(d_gates, w_x.transpose(1, 2)[None]).permute(1, 2, 0, 3) if ctx.needs_input_grad[0] else None
+        POOL.give(acts, cs, hs, tcs)
         return d_x, d_w_x, d_const, d_w_hh, dc, dh, None
 
 
@@ -120,11 +181,11 @@ class _LNCellTape:
 
     def __init__(self, ref: Tensor, steps: int, batch: int, n: int) -> None:
         self.n = n
-        self.normed = ref.new_empty(steps, batch, 4 * n)
-        self.rstd = ref.new_empty(steps, batch, 4, 1)
-        self.cs = ref.new_empty(steps + 1, batch, n)
-        self.hs = ref.new_empty(steps + 1, batch, n)
-        self.c_stats = ref.new_empty(steps, 2, batch, 1)  # mean, 1/std of c_t
+        self.normed = POOL.take(ref, steps, batch, 4 * n)
+        self.rstd = POOL.take(ref, steps, batch, 4, 1)
+        self.cs = POOL.take(ref, steps + 1, batch, n)
+        self.hs = POOL.take(ref, steps + 1, batch, n)
+        self.c_stats = POOL.take(ref, steps, 2, batch, 1)  # mean, 1/std of c_t
 
     def tensors(self) -> tuple[Tensor, ...]:
         return self.normed, self.rstd, self.cs, self.hs, self.c_stats
@@ -209,11 +270,12 @@ class LayerNormLSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_out, d_h_last, d_c_last):  # type: ignore[override]
+        _once(ctx)
         x, w_x, w_hh, gamma, beta, gamma_c, beta_c, masks, *kept = ctx.saved_tensors
         tape = _LNCellTape.of(tuple(kept))
         steps, batch, width = tape.normed.shape
         n = width // 4
-        d_s = tape.normed.new_empty(steps, batch, width)  # ∂ of the raw pre-activations, every step
+        d_s = POOL.take(x, steps, batch, width)  # ∂ of the raw pre-activations, every step
         acc = _ln_accumulators(tape.normed, batch, n)
         dh = d_h_last.clone() if d_h_last is not None else tape.hs.new_zeros(batch, n)
         dc = d_c_last.clone() if d_c_last is not None else tape.cs.new_zeros(batch, n)
@@ -230,7 +292,9 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         d_w_hh = tape.hs[:-1].reshape(rows, n).t() @ d_s2
         d_w_x = x.transpose(0, 1).reshape(rows, -1).t() @ d_s2
         d_x = (d_s @ w_x.t()).transpose(0, 1) if ctx.needs_input_grad[0] else None
-        return (d_x, d_w_x, d_s.sum(0), d_w_hh, *(a.sum(0) for a in acc), dh, dc, None)
+        d_const = d_s.sum(0)
+        POOL.give(d_s, *tape.tensors())
+        return (d_x, d_w_x, d_const, d_w_hh, *(a.sum(0) for a in acc), dh, dc, None)
 
 
 class HyperLSTMSequence(torch.autograd.Function):
@@ -253,8 +317,8 @@ class HyperLSTMSequence(torch.autograd.Function):
         z_w, z_b, ab_w = _hyper_heads(zw_w, zw_b, zb_w, alpha_w, beta_w)
         main, hyper = _LNCellTape(x, steps, batch, n), _LNCellTape(x, steps, batch, m)
         main.hs[0], main.cs[0], hyper.hs[0], hyper.cs[0] = h0, c0, hh0, ch0
-        hw = x.new_empty(steps, batch, 4 * n + 4 * m)  # h W per step; the backward overwrites it with its ∂
-        zs = x.new_empty(steps, batch, 12 * e)  # z_w (8 blocks) and z_b (4 blocks) per step; later their ∂
+        hw = POOL.take(x, steps, batch, 4 * n + 4 * m)  # h W per step; the backward overwrites it with its ∂
+        zs = POOL.take(x, steps, batch, 12 * e)  # z_w (8 blocks) and z_b (4 blocks) per step; later their ∂
         bias_blocks = bias.view(4, 1, n)
         for t in range(steps):
             x_t = torch.addmm(const, x[:, t], w_x)
@@ -277,6 +341,7 @@ class HyperLSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_out, d_h_last, d_hh_last, d_c_last, d_ch_last):  # type: ignore[override]
+        _once(ctx)
         (x, w_x, const, w_cat, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c, beta_c, masks,
          hw, zs, *kept) = ctx.saved_tensors
         main, hyper = _LNCellTape.of(tuple(kept[:5])), _LNCellTape.of(tuple(kept[5:]))
@@ -331,6 +396,7 @@ class HyperLSTMSequence(torch.autograd.Function):
         d_z_w = hyper.hs[1:].reshape(rows, m).t() @ zs.reshape(rows, 12 * e)  # [m, 12e]
         d_z_w = d_z_w.view(m, 12, e).transpose(0, 1)
         d_zw_b = zs[..., : 8 * e].reshape(rows, 8, e).sum(0)
+        POOL.give(hw, zs, *main.tensors(), *hyper.tensors())
         return (d_x, d_w_x, d_const, d_w_cat[:, : 4 * n], d_w_cat[:, 4 * n :], d_w_hyp_hh, *(a.sum(0) for a in acc_hyp),
                 d_z_w[:8], d_zw_b, d_ab_w[:8], d_z_w[8:], d_ab_w[8:], d_bias.sum(0), *(a.sum(0) for a in acc),
                 dh, dhh, dc, dch, None)

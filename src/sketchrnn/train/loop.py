@@ -25,7 +25,7 @@ import torch
 from ..data import SketchData, SketchDataset, load_dataset
 from ..data.sources import resolve
 from ..hparams import HParams
-from ..model import SketchRNN
+from ..model import SketchRNN, release_work_buffers
 from . import checkpoint as ckpt
 from .optim import TFAdam, clip_gradients_, kl_weight, learning_rate, load_optimizer_tensors, optimizer_tensors
 
@@ -55,6 +55,7 @@ def evaluate(model: SketchRNN, split: SketchDataset, kl_weight_value: float, see
     """L_R (the reference's unmasked way and the masked way), L_KL and cost averaged over a split."""
     was_training = model.training
     model.eval()
+    release_work_buffers()  # evaluation needs none of the training steps' kept buffers
     bs = model.hps.batch_size
     drop_last = len(split) >= bs  # the reference drops the remainder; a tiny split keeps it
     gen = torch.Generator().manual_seed(seed)
