@@ -302,10 +302,11 @@ class HyperLSTMSequence(torch.autograd.Function):
 
     Inputs: the input term's factors `x [B, T, k]`, `w_x [k, 4n + 4m]`, `const [B, 4n + 4m]` (step
     t's x W_xh and the x part of the hyper cell's input are x_t W_x + const, formed inside the loop),
-    the cell's weights (see `hyper_sequence`) and the initial state. Per step the
-    forward does three matrix multiplies, h [W_hh | W_hyper,h], h_hyper W_hyper,hh and
-    h_hyper' [zw | zb], and one batched one for the twelve α, β blocks; the backward does the same
-    transposed, and the large weight gradients are one multiply each over all steps.
+    the cell's weights (see `hyper_sequence`) and the initial state. Per step the forward does four
+    matrix multiplies, h W_hh, h W_hyper,h, h_hyper W_hyper,hh and h_hyper' [zw | zb], and one
+    batched one for the twelve α, β blocks; the backward does the same transposed, and the large
+    weight gradients are one multiply each over all steps. Spent buffers of the backward hold the
+    gradients those multiplies need (∂(h W_hh) over h W_hh, ∂s_hyper over the hyper cell's tape).
     """
 
     @staticmethod
@@ -313,27 +314,26 @@ class HyperLSTMSequence(torch.autograd.Function):
                 beta_w, bias, gamma, beta, gamma_c, beta_c, h0, hh0, c0, ch0, masks):
         batch, steps, _ = x.shape
         n, m, e = w_hh.shape[0], w_hyp_hh.shape[0], zw_w.shape[2]
-        w_cat = torch.cat([w_hh, w_hyp_h], dim=1)  # [n, 4n + 4m]: both uses of h in one multiply
         z_w, z_b, ab_w = _hyper_heads(zw_w, zw_b, zb_w, alpha_w, beta_w)
         main, hyper = _LNCellTape(x, steps, batch, n), _LNCellTape(x, steps, batch, m)
         main.hs[0], main.cs[0], hyper.hs[0], hyper.cs[0] = h0, c0, hh0, ch0
-        hw = POOL.take(x, steps, batch, 4 * n + 4 * m)  # h W per step; the backward overwrites it with its ∂
+        hw = POOL.take(x, steps, batch, 4 * n)  # h W_hh per step; the backward overwrites it with its ∂
         zs = POOL.take(x, steps, batch, 12 * e)  # z_w (8 blocks) and z_b (4 blocks) per step; later their ∂
         bias_blocks = bias.view(4, 1, n)
         for t in range(steps):
             x_t = torch.addmm(const, x[:, t], w_x)
-            p = torch.mm(main.hs[t], w_cat, out=hw[t])
+            p = torch.mm(main.hs[t], w_hh, out=hw[t])
             # the hyper cell reads [x, h]: s = x W_x + h W_h + h_hyper W_hh
-            s_hyp = torch.addmm(p[:, 4 * n :] + x_t[:, 4 * n :], hyper.hs[t], w_hyp_hh)
+            s_hyp = torch.addmm(x_t[:, 4 * n :], main.hs[t], w_hyp_h).addmm_(hyper.hs[t], w_hyp_hh)
             h_hyp = hyper.forward(t, s_hyp, g_hyp, b_hyp, gc_hyp, bc_hyp, None)
             z = torch.addmm(z_b, h_hyp, z_w, out=zs[t])  # z_w = h_hyper W + b, z_b = h_hyper W
             ab = torch.bmm(z.view(batch, 12, e).transpose(0, 1), ab_w)  # α [8, B, n], β [4, B, n]
             # gate_k = α_kx·(x W_xh)_k + α_kh·(h W_hh)_k + β_kh + b_k, in gate blocks [4, B, n]
             gates = torch.addcmul(ab[8:] + bias_blocks, ab[:4], _blocks(x_t[:, : 4 * n], n))
-            gates.addcmul_(ab[4:8], _blocks(p[:, : 4 * n], n))
+            gates.addcmul_(ab[4:8], _blocks(p, n))
             s = gates.transpose(0, 1).reshape(batch, 4 * n)
             main.forward(t, s, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t])
-        ctx.save_for_backward(x, w_x, const, w_cat, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c,
+        ctx.save_for_backward(x, w_x, const, w_hh, w_hyp_h, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c,
                               beta_c, masks, hw, zs, *main.tensors(), *hyper.tensors())
         hs = main.hs
         return (hs[1:].transpose(0, 1).contiguous(), hs[steps].clone(), hyper.hs[steps].clone(),
@@ -342,7 +342,7 @@ class HyperLSTMSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_out, d_h_last, d_hh_last, d_c_last, d_ch_last):  # type: ignore[override]
         _once(ctx)
-        (x, w_x, const, w_cat, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c, beta_c, masks,
+        (x, w_x, const, w_hh, w_hyp_h, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c, beta_c, masks,
          hw, zs, *kept) = ctx.saved_tensors
         main, hyper = _LNCellTape.of(tuple(kept[:5])), _LNCellTape.of(tuple(kept[5:]))
         batch, steps, _ = x.shape
@@ -359,7 +359,9 @@ class HyperLSTMSequence(torch.autograd.Function):
         d_w_x, d_const = torch.zeros_like(w_x), torch.zeros_like(const)
         d_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         d_xw = x.new_empty(batch, 4 * n + 4 * m)  # this step's ∂(x_t W_x + const)
-        w_cat_t, w_hyp_hh_t, z_w_t, ab_w_t = w_cat.t(), w_hyp_hh.t(), z_w.t(), ab_w.transpose(1, 2)
+        d_hw = x.new_empty(batch, 4 * n + 4 * m)  # this step's ∂(h W_hh) and ∂s_hyper: one multiply gives ∂h
+        w_cat_t = torch.cat([w_hh, w_hyp_h], dim=1).t()
+        w_hyp_hh_t, z_w_t, ab_w_t = w_hyp_hh.t(), z_w.t(), ab_w.transpose(1, 2)
         for t in reversed(range(steps)):
             if d_out is not None:
                 dh = dh + d_out[:, t]
@@ -371,33 +373,36 @@ class HyperLSTMSequence(torch.autograd.Function):
             x_t, p = torch.addmm(const, x[:, t], w_x), hw[t]  # the input term again
             d_ab = torch.empty_like(ab)
             torch.mul(d_gates, _blocks(x_t[:, : 4 * n], n), out=d_ab[:4])  # ∂α_x
-            torch.mul(d_gates, _blocks(p[:, : 4 * n], n), out=d_ab[4:8])  # ∂α_h
+            torch.mul(d_gates, _blocks(p, n), out=d_ab[4:8])  # ∂α_h
             d_ab[8:] = d_gates  # ∂β
             torch.mul(d_gates, ab[:4], out=_blocks(d_xw[:, : 4 * n], n))  # ∂(x W_xh)
-            d_hw = d_gates * ab[4:8]  # ∂(h W_hh); written over the kept h W_hh below
+            torch.mul(d_gates, ab[4:8], out=_blocks(d_hw[:, : 4 * n], n))  # ∂(h W_hh)
             d_ab_w.baddbmm_(z_blocks.transpose(1, 2), d_ab)
             d_z = torch.bmm(d_ab, ab_w_t)  # [12, B, e]
             zs[t].view(batch, 12, e).copy_(d_z.transpose(0, 1))
             dhh = torch.addmm(dhh, zs[t], z_w_t)
             d_s_hyp, dch = hyper.backward(t, dhh, dch, g_hyp, b_hyp, gc_hyp, bc_hyp, None, acc_hyp)
-            _blocks(p[:, : 4 * n], n).copy_(d_hw)
-            p[:, 4 * n :] = d_s_hyp
+            d_hw[:, 4 * n :] = d_s_hyp
+            p.copy_(d_hw[:, : 4 * n])  # h W_hh_t is spent: keep its ∂ for the weight gradient
+            hyper.normed[t] = d_s_hyp  # so is the hyper cell's step t: keep ∂s_hyper there
             d_xw[:, 4 * n :] = d_s_hyp
             d_const += d_xw
             d_w_x.addmm_(x[:, t].t(), d_xw)
             if d_x is not None:
                 d_x[:, t] = d_xw @ w_x.t()
-            dh = p @ w_cat_t
+            dh = d_hw @ w_cat_t
             dhh = d_s_hyp @ w_hyp_hh_t
         rows = steps * batch
         h_prev = main.hs[:-1].reshape(rows, n)
-        d_w_cat = h_prev.t() @ hw.reshape(rows, -1)  # Σ_t h_{t−1}ᵀ ∂(h W)_t
-        d_w_hyp_hh = hyper.hs[:-1].reshape(rows, m).t() @ hw[..., 4 * n :].reshape(rows, 4 * m)
+        d_s_hyp_all = hyper.normed.view(rows, 4 * m)
+        d_w_hh = h_prev.t() @ hw.view(rows, 4 * n)  # Σ_t h_{t−1}ᵀ ∂(h W_hh)_t
+        d_w_hyp_h = h_prev.t() @ d_s_hyp_all
+        d_w_hyp_hh = hyper.hs[:-1].reshape(rows, m).t() @ d_s_hyp_all
         d_z_w = hyper.hs[1:].reshape(rows, m).t() @ zs.reshape(rows, 12 * e)  # [m, 12e]
         d_z_w = d_z_w.view(m, 12, e).transpose(0, 1)
         d_zw_b = zs[..., : 8 * e].reshape(rows, 8, e).sum(0)
         POOL.give(hw, zs, *main.tensors(), *hyper.tensors())
-        return (d_x, d_w_x, d_const, d_w_cat[:, : 4 * n], d_w_cat[:, 4 * n :], d_w_hyp_hh, *(a.sum(0) for a in acc_hyp),
+        return (d_x, d_w_x, d_const, d_w_hh, d_w_hyp_h, d_w_hyp_hh, *(a.sum(0) for a in acc_hyp),
                 d_z_w[:8], d_zw_b, d_ab_w[:8], d_z_w[8:], d_ab_w[8:], d_bias.sum(0), *(a.sum(0) for a in acc),
                 dh, dhh, dc, dch, None)
 
