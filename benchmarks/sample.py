@@ -63,6 +63,12 @@ def main() -> None:
     print(f"speed-up: {batch_rate / single_rate:.1f}x (target >= 50x)")
     print(f"mean batched step {per_step * 1e3:.2f} ms vs its matrix multiply at full batch {matmul_s * 1e3:.2f} ms: "
           f"ratio {per_step / matmul_s:.2f} (target <= 2)")
+    # the bound: every step costing no more than its h W_hh multiply, each sketch leaving the batch
+    # when it ends (the multiply scales with the sketches still drawing)
+    sketch_steps = sum(len(s) + 1 for s in batch)
+    floor_s = matmul_s * sketch_steps / args.n
+    print(f"matrix-multiply bound for the batch: {floor_s:.2f} s = {args.n / floor_s:.0f} sketches/s, "
+          f"a speed-up of at most {args.n / floor_s / single_rate:.0f}x over the one-at-a-time sampler on this machine")
 
 
 if __name__ == "__main__":
