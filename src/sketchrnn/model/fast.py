@@ -320,14 +320,16 @@ class HyperLSTMSequence(torch.autograd.Function):
         hw = POOL.take(x, steps, batch, 4 * n)  # h W_hh per step; the backward overwrites it with its ∂
         zs = POOL.take(x, steps, batch, 12 * e)  # z_w (8 blocks) and z_b (4 blocks) per step; later their ∂
         bias_blocks = bias.view(4, 1, n)
+        # per-step scratch, allocated once: a fresh multi-MB result every step costs more than its multiply here
+        ab, x_t = x.new_empty(12, batch, n), x.new_empty(batch, 4 * n + 4 * m)
         for t in range(steps):
-            x_t = torch.addmm(const, x[:, t], w_x)
+            torch.addmm(const, x[:, t], w_x, out=x_t)
             p = torch.mm(main.hs[t], w_hh, out=hw[t])
             # the hyper cell reads [x, h]: s = x W_x + h W_h + h_hyper W_hh
             s_hyp = torch.addmm(x_t[:, 4 * n :], main.hs[t], w_hyp_h).addmm_(hyper.hs[t], w_hyp_hh)
             h_hyp = hyper.forward(t, s_hyp, g_hyp, b_hyp, gc_hyp, bc_hyp, None)
             z = torch.addmm(z_b, h_hyp, z_w, out=zs[t])  # z_w = h_hyper W + b, z_b = h_hyper W
-            ab = torch.bmm(z.view(batch, 12, e).transpose(0, 1), ab_w)  # α [8, B, n], β [4, B, n]
+            torch.bmm(z.view(batch, 12, e).transpose(0, 1), ab_w, out=ab)  # α [8, B, n], β [4, B, n]
             # gate_k = α_kx·(x W_xh)_k + α_kh·(h W_hh)_k + β_kh + b_k, in gate blocks [4, B, n]
             gates = torch.addcmul(ab[8:] + bias_blocks, ab[:4], _blocks(x_t[:, : 4 * n], n))
             gates.addcmul_(ab[4:8], _blocks(p, n))
@@ -362,6 +364,8 @@ class HyperLSTMSequence(torch.autograd.Function):
         d_hw = x.new_empty(batch, 4 * n + 4 * m)  # this step's ∂(h W_hh) and ∂s_hyper: one multiply gives ∂h
         w_cat_t = torch.cat([w_hh, w_hyp_h], dim=1).t()
         w_hyp_hh_t, z_w_t, ab_w_t = w_hyp_hh.t(), z_w.t(), ab_w.transpose(1, 2)
+        ab, d_ab, d_z = x.new_empty(12, batch, n), x.new_empty(12, batch, n), x.new_empty(12, batch, e)  # scratch
+        x_t = x.new_empty(batch, 4 * n + 4 * m)
         for t in reversed(range(steps)):
             if d_out is not None:
                 dh = dh + d_out[:, t]
@@ -369,16 +373,16 @@ class HyperLSTMSequence(torch.autograd.Function):
             d_bias += ds
             d_gates = ds.view(batch, 4, n).transpose(0, 1)  # [4, B, n]
             z_blocks = zs[t].view(batch, 12, e).transpose(0, 1)
-            ab = torch.bmm(z_blocks, ab_w)  # α, β recomputed from the kept z
-            x_t, p = torch.addmm(const, x[:, t], w_x), hw[t]  # the input term again
-            d_ab = torch.empty_like(ab)
+            torch.bmm(z_blocks, ab_w, out=ab)  # α, β recomputed from the kept z
+            p = hw[t]
+            torch.addmm(const, x[:, t], w_x, out=x_t)  # the input term again
             torch.mul(d_gates, _blocks(x_t[:, : 4 * n], n), out=d_ab[:4])  # ∂α_x
             torch.mul(d_gates, _blocks(p, n), out=d_ab[4:8])  # ∂α_h
             d_ab[8:] = d_gates  # ∂β
             torch.mul(d_gates, ab[:4], out=_blocks(d_xw[:, : 4 * n], n))  # ∂(x W_xh)
             torch.mul(d_gates, ab[4:8], out=_blocks(d_hw[:, : 4 * n], n))  # ∂(h W_hh)
             d_ab_w.baddbmm_(z_blocks.transpose(1, 2), d_ab)
-            d_z = torch.bmm(d_ab, ab_w_t)  # [12, B, e]
+            torch.bmm(d_ab, ab_w_t, out=d_z)  # [12, B, e]
             zs[t].view(batch, 12, e).copy_(d_z.transpose(0, 1))
             dhh = torch.addmm(dhh, zs[t], z_w_t)
             d_s_hyp, dch = hyper.backward(t, dhh, dch, g_hyp, b_hyp, gc_hyp, bc_hyp, None, acc_hyp)
