@@ -1,8 +1,10 @@
 """Seconds per training step for each decoder cell, against a fused nn.LSTM baseline in the same run.
 
-Steps are timed in turns (baseline, lstm, layer_norm, hyper, baseline, ...) so that the machine's
-speed changing during the run affects all alike; the ratio is of medians, and the range of the
-per-round ratios is printed beside it. Default configuration (batch 100, encoder 256, decoder 512,
+Each cell runs in a process of its own with its own baseline (a step of another model before the
+baseline's leaves the allocator in a state that slows the baseline, which would flatter the
+ratio); within the process, baseline and cell steps are timed in turns so that the machine's speed
+changing during the run affects both alike. The ratio is of medians; the range of the per-round
+ratios is printed beside it. Default configuration (batch 100, encoder 256, decoder 512,
 z 128, M 20) on the bundled aaron_sheep data (N_max 250), recurrent dropout on. The baseline is PyTorch's fused `nn.LSTM`
 for a bidirectional encoder and the decoder, with the same mixture loss and output layer,
 forward + backward, no dropout: the practical bound for these shapes.
@@ -16,6 +18,8 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -86,6 +90,15 @@ def main() -> None:
     parser.add_argument("--hparams", default="", help="overrides of the default configuration")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    cells = args.cells.split(",")
+    if len(cells) > 1:  # each cell against its own baseline, in a process of its own
+        for k, cell in enumerate(cells):
+            argv = [a for a in sys.argv[1:] if not a.startswith("--cells")]
+            argv = [a for i, a in enumerate(argv) if not (i > 0 and argv[i - 1] == "--cells")]
+            out = subprocess.run([sys.executable, __file__, "--cells", cell, *argv], check=True,
+                                 capture_output=True, text=True).stdout.splitlines()
+            print("\n".join(out if k == 0 else out[1:]))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
