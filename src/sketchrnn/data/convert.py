@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
-from .npz import DataFileError, save_npz
+from .npz import DataFileError, cannot_open, save_npz
 
 __all__ = [
     "ConvertReport",
@@ -188,12 +188,8 @@ def _numbered_records(path: PathLike, errors: str, problems: ProblemLog | None) 
     name = os.fspath(path)
     try:
         fh = open(name, "rb")
-    except FileNotFoundError:
-        raise DataFileError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise DataFileError(f"{name}: is a directory, not an ndjson file") from None
     except OSError as exc:
-        raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        raise cannot_open(name, exc, "an ndjson file") from None
     return _records(fh, name, errors, problems)
 
 

@@ -288,6 +288,15 @@ def _to_sketches(array: np.ndarray, path: str, split: str) -> list[np.ndarray]:
     )
 
 
+def cannot_open(name: str, exc: OSError, what: str) -> DataFileError:
+    """The one-line error for a file `name` that could not be opened as `what` (e.g. "an SVG file")."""
+    if isinstance(exc, FileNotFoundError):
+        return DataFileError(f"{name}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return DataFileError(f"{name}: is a directory, not {what}")
+    return DataFileError(f"{name}: cannot read ({exc.strerror or exc})")
+
+
 def _describe_unreadable(path: str) -> str:
     """Say why ``zipfile`` could not open ``path``, from its first bytes."""
     try:

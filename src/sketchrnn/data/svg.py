@@ -15,7 +15,7 @@ from xml.etree.ElementTree import ParseError
 
 import numpy as np
 
-from .npz import DataFileError
+from .npz import DataFileError, cannot_open
 
 __all__ = ["read_svg"]
 
@@ -44,12 +44,8 @@ def read_svg(path: PathLike, *, tolerance: float = DEFAULT_TOLERANCE) -> list[li
     name = os.fspath(path)
     try:
         doc = se.SVG.parse(name, reify=True, on_error="raise")
-    except FileNotFoundError:
-        raise DataFileError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise DataFileError(f"{name}: is a directory, not an SVG file") from None
     except OSError as exc:
-        raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        raise cannot_open(name, exc, "an SVG file") from None
     except ParseError as exc:
         raise DataFileError(f"{name}: malformed XML ({exc})") from None
     except Exception as exc:  # the library's own errors on bad attribute or path data
