@@ -122,11 +122,11 @@ class LSTMSequence(torch.autograd.Function):
         dh = d_h_last.clone() if d_h_last is not None else acts.new_zeros(cells, batch, n)
         dc = d_c_last.clone() if d_c_last is not None else acts.new_zeros(cells, batch, n)
         w_t = w_hh.transpose(1, 2)
+        dg, deriv = acts.new_empty(cells, batch, width), acts.new_empty(cells, batch, width)  # per-step scratch
         for t in reversed(range(steps)):
             if d_out is not None:
                 dh = dh + d_out[:, :, t]
             a, tc = acts[t], tcs[t]
-            dg = torch.empty_like(a)
             i, g, f, o = a[..., :n], a[..., n : 2 * n], a[..., 2 * n : 3 * n], a[..., 3 * n :]
             dc = dc.addcmul(dh * o, 1 - tc * tc)  # ∂c += ∂h · σ(o) · (1 − tanh²c)
             gm = g if masks is None else g * masks[t]
@@ -136,8 +136,8 @@ class LSTMSequence(torch.autograd.Function):
                 dg[..., n : 2 * n] *= masks[t]
             torch.mul(dc, cs[t], out=dg[..., 2 * n : 3 * n])  # ∂σ(f)
             torch.mul(dh, tc, out=dg[..., 3 * n :])  # ∂σ(o)
-            deriv = a * (1 - a)  # σ' = σ(1 − σ) on i, f, o
-            deriv[..., n : 2 * n] = 1 - g * g  # tanh' = 1 − tanh² on j
+            torch.mul(a, a, out=deriv).neg_().add_(a)  # σ' = σ − σ² on i, f, o
+            torch.mul(g, g, out=deriv[..., n : 2 * n]).neg_().add_(1)  # tanh' = 1 − tanh² on j
             dg.mul_(deriv)
             dc = dc * f
             a.copy_(dg)  # step t's activations are not needed again: its gate gradients take their place

@@ -22,8 +22,8 @@ SIDE_BY_SIDE_MAX_ELEMENTS = 32768  # batch × 4n up to which the encoder's two d
 
 def dropout_masks(shape: tuple[int, ...], keep_prob: float, device=None, dtype=None) -> Tensor:
     """Inverted-dropout masks: 1/keep with probability keep, else 0 (torch's default generator)."""
-    keep = torch.rand(shape, device=device) < keep_prob
-    return keep.to(dtype or torch.float32) / keep_prob
+    mask = torch.rand(shape, device=device).lt_(keep_prob)  # in place: one buffer, not four
+    return mask.to(dtype or torch.float32).div_(keep_prob)
 
 
 @dataclass
