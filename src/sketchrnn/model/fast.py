@@ -122,13 +122,14 @@ class LSTMSequence(torch.autograd.Function):
         dh = d_h_last.clone() if d_h_last is not None else acts.new_zeros(cells, batch, n)
         dc = d_c_last.clone() if d_c_last is not None else acts.new_zeros(cells, batch, n)
         w_t = w_hh.transpose(1, 2)
-        dg, deriv = acts.new_empty(cells, batch, width), acts.new_empty(cells, batch, width)  # per-step scratch
+        scratch, deriv = acts.new_empty(cells, batch, width), acts.new_empty(cells, batch, width)  # per-step scratch
+        ones = acts.new_ones(cells, batch, n)
         for t in reversed(range(steps)):
             if d_out is not None:
                 dh = dh + d_out[:, :, t]
-            a, tc = acts[t], tcs[t]
+            a, tc, dg = acts[t], tcs[t], scratch
             i, g, f, o = a[..., :n], a[..., n : 2 * n], a[..., 2 * n : 3 * n], a[..., 3 * n :]
-            dc = dc.addcmul(dh * o, 1 - tc * tc)  # ∂c += ∂h · σ(o) · (1 − tanh²c)
+            dc = dc.addcmul(dh * o, torch.addcmul(ones, tc, tc, value=-1))  # ∂c += ∂h · σ(o) · (1 − tanh²c)
             gm = g if masks is None else g * masks[t]
             torch.mul(dc, gm, out=dg[..., :n])  # ∂σ(i)
             torch.mul(dc, i, out=dg[..., n : 2 * n])  # ∂g
@@ -136,11 +137,11 @@ class LSTMSequence(torch.autograd.Function):
                 dg[..., n : 2 * n] *= masks[t]
             torch.mul(dc, cs[t], out=dg[..., 2 * n : 3 * n])  # ∂σ(f)
             torch.mul(dh, tc, out=dg[..., 3 * n :])  # ∂σ(o)
-            torch.mul(a, a, out=deriv).neg_().add_(a)  # σ' = σ − σ² on i, f, o
-            torch.mul(g, g, out=deriv[..., n : 2 * n]).neg_().add_(1)  # tanh' = 1 − tanh² on j
-            dg.mul_(deriv)
+            torch.addcmul(a, a, a, value=-1, out=deriv)  # σ' = σ − σ² on i, f, o
+            torch.addcmul(ones, g, g, value=-1, out=deriv[..., n : 2 * n])  # tanh' = 1 − tanh² on j
             dc = dc * f
-            a.copy_(dg)  # step t's activations are not needed again: its gate gradients take their place
+            # step t's activations are not needed again: its gate gradients take their place
+            dg = torch.mul(dg, deriv, out=a)
             dh = torch.mm(dg[0], w_t[0])[None] if cells == 1 else torch.bmm(dg, w_t)
         d_gates = acts
         # the weight gradients: one large multiply per cell over all steps
