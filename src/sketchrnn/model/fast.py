@@ -223,7 +223,7 @@ class _LNCellTape:
         i, g, f, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
         c_normed = (self.cs[t + 1] - self.c_stats[t, 0]) * self.c_stats[t, 1]
         u = torch.tanh(torch.addcmul(beta_c, c_normed, gamma_c))
-        du = dh * o * (1 - u * u)  # through h' = tanh(u) σ(o), u = LN(c')·γc + βc
+        du = (dh * o).mul_(torch.addcmul(torch.ones_like(u), u, u, value=-1))  # through h' = tanh(u) σ(o), u = LN(c')·γc + βc
         d_gamma_c.addcmul_(du, c_normed)
         d_beta_c += du
         dc = dc + _ln_backward(du * gamma_c, c_normed, self.c_stats[t, 1])
@@ -234,8 +234,8 @@ class _LNCellTape:
             da[:, n : 2 * n] *= mask
         torch.mul(dc, self.cs[t], out=da[:, 2 * n : 3 * n])  # ∂σ(f)
         torch.mul(dh, u, out=da[:, 3 * n :])  # ∂σ(o)
-        deriv = a * (1 - a)  # σ' = σ(1 − σ) on i, f, o
-        deriv[:, n : 2 * n] = 1 - g * g  # tanh' = 1 − tanh² on j
+        deriv = torch.addcmul(a, a, a, value=-1)  # σ' = σ − σ² on i, f, o
+        torch.addcmul(torch.ones_like(g), g, g, value=-1, out=deriv[:, n : 2 * n])  # tanh' = 1 − tanh² on j
         da.mul_(deriv)  # ∂ of the layer-normed gates
         d_gamma.addcmul_(da, normed)
         d_beta += da
