@@ -10,6 +10,7 @@ import sketchrnn
 from conftest import GOLDEN_TF
 from sketchrnn import HParams
 from sketchrnn.model.cells import CELLS
+from sketchrnn.model.recurrence import projection
 from sketchrnn.train import train
 
 SUBSET = GOLDEN_TF / "aaron_sheep_subset_le60.npz"
@@ -41,7 +42,7 @@ def test_recurrent_dropout_masks_only_the_candidate(name: str) -> None:
     torch.manual_seed(0)
     cell = CELLS[name](5, 16)
     state = cell.split_state(torch.randn(3, cell.state_size))
-    xw = cell.project_input(torch.randn(3, 5))
+    xw = projection(cell, torch.randn(3, 5)).full()
     zero_mask = torch.zeros(3, 16)
     new = cell.step(xw, state, zero_mask)
     c_index = {"lstm": 0, "layer_norm": 1, "hyper": 2}[name]

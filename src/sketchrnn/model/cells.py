@@ -6,8 +6,8 @@ bias +1 added at run time), so magenta's variables map onto ours one to one. Rec
 ``g = tanh(j)`` only, never the cell or hidden state.
 
 Every cell splits its work in two so the time loop can be fast:
-``input_weight()`` is the matrix applied to the input, which the loop multiplies once for all time
-steps; ``step(xw_t, state, mask)`` does the rest of one step. State is a tuple inside the loop and a
+``input_weight()`` (and ``input_offset()``) give the input term x W + b, which the loop forms
+outside the recurrence (`recurrence.Projection`); ``step(xw_t, state, mask)`` does the rest of one step. State is a tuple inside the loop and a
 flat tensor outside it, packed as the reference packs it (``pack_state`` / ``split_state``).
 """
 
@@ -75,18 +75,12 @@ class RecurrentCell(nn.Module):
         return 2 * self.num_units
 
     def input_weight(self) -> Tensor:
-        """Matrix [input_size, P] applied to the input at every step (hoisted out of the loop)."""
+        """Matrix [input_size, P] applied to the input at every step (see `recurrence.Projection`)."""
         return self.W_xh
 
     def input_offset(self) -> Tensor | None:
-        """Constant [P] added to the projected input before the loop (None: nothing to add)."""
+        """Constant [P] added to the projected input at every step (None: nothing to add)."""
         return None
-
-    def project_input(self, x: Tensor) -> Tensor:
-        """x W + offset: the per-step input term for inputs `x [..., input_size]`."""
-        xw = x @ self.input_weight()
-        offset = self.input_offset()
-        return xw if offset is None else xw + offset
 
     def step(self, xw: Tensor, state: State, keep_mask: Tensor | None) -> State:
         """One time step from the projected input `xw` [B, P]; `keep_mask` scales the candidate (or None)."""

@@ -1,8 +1,9 @@
 """A fast path for the time loops of all three cells: the same maths with a hand-written backward through time.
 
 Autograd records a dozen nodes per time step and multiplies out the recurrent weight gradient one
-step at a time. Here the forward loop runs without recording anything and keeps the gate
-activations; the backward loop does the per-step work with one small matrix multiply (the
+step at a time. Here the forward loop runs without recording anything and keeps what the backward
+needs (the LSTM's gate activations; the layer-normed cells' normalised pre-activations and
+statistics, from which the activations are recomputed); the backward loop does the per-step work with one small matrix multiply (the
 gradient into h) and the recurrent weight gradient is one large multiply over all steps at the
 end. The input term x_t W_x + const is formed step by step inside the loop from its factors, so
 no [B, T, 4n] projection is ever stored. `recurrence.run_cell` uses this path whenever gradients
@@ -67,6 +68,12 @@ def release_work_buffers() -> None:
     POOL.clear()
 
 
+def _initial(d: Tensor | None, like: Tensor) -> Tensor:
+    """The gradient arriving at the last step's state `d` (a copy to accumulate into), or zeros like
+    one step of `like` [T + 1, ...] when the final state was not used."""
+    return d.clone() if d is not None else like.new_zeros(like.shape[1:])
+
+
 def _once(ctx) -> None:
     """The buffers of a forward go back to the pool after its backward, so it may run only once."""
     if getattr(ctx, "consumed", False):
@@ -119,17 +126,16 @@ class LSTMSequence(torch.autograd.Function):
         x, w_x, w_hh, acts, cs, hs, tcs, masks = ctx.saved_tensors
         steps, cells, batch, width = acts.shape
         n = width // 4
-        dh = d_h_last.clone() if d_h_last is not None else acts.new_zeros(cells, batch, n)
-        dc = d_c_last.clone() if d_c_last is not None else acts.new_zeros(cells, batch, n)
+        dh, dc = _initial(d_h_last, hs), _initial(d_c_last, cs)
         w_t = w_hh.transpose(1, 2)
         scratch, deriv = acts.new_empty(cells, batch, width), acts.new_empty(cells, batch, width)  # per-step scratch
-        ones = acts.new_ones(cells, batch, n)
+        one = acts.new_ones(())
         for t in reversed(range(steps)):
             if d_out is not None:
                 dh = dh + d_out[:, :, t]
             a, tc, dg = acts[t], tcs[t], scratch
             i, g, f, o = a[..., :n], a[..., n : 2 * n], a[..., 2 * n : 3 * n], a[..., 3 * n :]
-            dc = dc.addcmul(dh * o, torch.addcmul(ones, tc, tc, value=-1))  # ∂c += ∂h · σ(o) · (1 − tanh²c)
+            dc = dc.addcmul(dh * o, torch.addcmul(one, tc, tc, value=-1))  # ∂c += ∂h · σ(o) · (1 − tanh²c)
             gm = g if masks is None else g * masks[t]
             torch.mul(dc, gm, out=dg[..., :n])  # ∂σ(i)
             torch.mul(dc, i, out=dg[..., n : 2 * n])  # ∂g
@@ -138,7 +144,7 @@ class LSTMSequence(torch.autograd.Function):
             torch.mul(dc, cs[t], out=dg[..., 2 * n : 3 * n])  # ∂σ(f)
             torch.mul(dh, tc, out=dg[..., 3 * n :])  # ∂σ(o)
             torch.addcmul(a, a, a, value=-1, out=deriv)  # σ' = σ − σ² on i, f, o
-            torch.addcmul(ones, g, g, value=-1, out=deriv[..., n : 2 * n])  # tanh' = 1 − tanh² on j
+            torch.addcmul(one, g, g, value=-1, out=deriv[..., n : 2 * n])  # tanh' = 1 − tanh² on j
             dc = dc * f
             # step t's activations are not needed again: its gate gradients take their place
             dg = torch.mul(dg, deriv, out=a)
@@ -223,7 +229,7 @@ class _LNCellTape:
         i, g, f, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
         c_normed = (self.cs[t + 1] - self.c_stats[t, 0]) * self.c_stats[t, 1]
         u = torch.tanh(torch.addcmul(beta_c, c_normed, gamma_c))
-        du = (dh * o).mul_(torch.addcmul(torch.ones_like(u), u, u, value=-1))  # through h' = tanh(u) σ(o), u = LN(c')·γc + βc
+        du = dh * o * (1 - u * u)  # through h' = tanh(u) σ(o), u = LN(c')·γc + βc
         d_gamma_c.addcmul_(du, c_normed)
         d_beta_c += du
         dc = dc + _ln_backward(du * gamma_c, c_normed, self.c_stats[t, 1])
@@ -235,7 +241,7 @@ class _LNCellTape:
         torch.mul(dc, self.cs[t], out=da[:, 2 * n : 3 * n])  # ∂σ(f)
         torch.mul(dh, u, out=da[:, 3 * n :])  # ∂σ(o)
         deriv = torch.addcmul(a, a, a, value=-1)  # σ' = σ − σ² on i, f, o
-        torch.addcmul(torch.ones_like(g), g, g, value=-1, out=deriv[:, n : 2 * n])  # tanh' = 1 − tanh² on j
+        torch.addcmul(g.new_ones(()), g, g, value=-1, out=deriv[:, n : 2 * n])  # tanh' = 1 − tanh² on j
         da.mul_(deriv)  # ∂ of the layer-normed gates
         d_gamma.addcmul_(da, normed)
         d_beta += da
@@ -278,8 +284,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         n = width // 4
         d_s = POOL.take(x, steps, batch, width)  # ∂ of the raw pre-activations, every step
         acc = _ln_accumulators(tape.normed, batch, n)
-        dh = d_h_last.clone() if d_h_last is not None else tape.hs.new_zeros(batch, n)
-        dc = d_c_last.clone() if d_c_last is not None else tape.cs.new_zeros(batch, n)
+        dh, dc = _initial(d_h_last, tape.hs), _initial(d_c_last, tape.cs)
         w_t = w_hh.t()
         for t in reversed(range(steps)):
             if d_out is not None:
@@ -350,12 +355,8 @@ class HyperLSTMSequence(torch.autograd.Function):
         main, hyper = _LNCellTape.of(tuple(kept[:5])), _LNCellTape.of(tuple(kept[5:]))
         batch, steps, _ = x.shape
         n, m, e = main.n, hyper.n, zs.shape[2] // 12
-
-        def start(d: Tensor | None, like: Tensor) -> Tensor:
-            return d.clone() if d is not None else like.new_zeros(like.shape[1:])
-
-        dh, dc = start(d_h_last, main.hs), start(d_c_last, main.cs)
-        dhh, dch = start(d_hh_last, hyper.hs), start(d_ch_last, hyper.cs)
+        dh, dc = _initial(d_h_last, main.hs), _initial(d_c_last, main.cs)
+        dhh, dch = _initial(d_hh_last, hyper.hs), _initial(d_ch_last, hyper.cs)
         acc, acc_hyp = _ln_accumulators(x, batch, n), _ln_accumulators(x, batch, m)
         d_bias = x.new_zeros(batch, 4 * n)
         d_ab_w = torch.zeros_like(ab_w)

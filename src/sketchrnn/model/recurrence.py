@@ -1,9 +1,9 @@
 """The time loop: runs a cell over a sequence, with recurrent dropout.
 
 The input term ``x W`` (`Projection`) is one large matrix multiply over all time steps on the
-plain path and is formed step by step from its factors on the fast path. Outputs at a step never depend on later inputs, so
-a sketch's encoding is read at its own last step (`last_outputs`) and the padding after it is
-never seen.
+plain path and is formed step by step from its factors on the fast path. Outputs at a step never
+depend on later inputs, so a sketch's encoding is read at its own last step (`last_outputs`) and
+the padding after it is never seen.
 """
 
 from __future__ import annotations
