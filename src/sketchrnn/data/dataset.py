@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -178,6 +178,27 @@ def _clean(sketch: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(sketch), -CLAMP, CLAMP).astype(np.float32)
 
 
+def require_splits(path: str | Path, found) -> None:
+    """Refuse file `path` unless the splits `found` (names, or a mapping by name) include train, valid and test."""
+    missing = [name for name in SPLITS if name not in found]
+    if missing:
+        raise DataFileError(f"{path}: has no {', '.join(missing)} split (found: {', '.join(sorted(found)) or 'nothing'})")
+
+
+def shared_scale_splits(make: Callable[[str, float, int | None], SketchSplit], max_seq_len: int,
+                        seed: int | None) -> SketchData:
+    """Train, valid and test from `make(split name, scale factor, seed)`, as the reference builds them:
+    the training split normalised by its own population std of dx and dy, the other two by the same
+    factor; seeds `seed`, `seed`+1, `seed`+2 (or None)."""
+    seeds = [None if seed is None else seed + k for k in range(3)]
+    train = make("train", 1.0, seeds[0])
+    if len(train) == 0:
+        raise ValueError(f"no training sketch has at most max_seq_len={max_seq_len} points")
+    scale = float(np.float32(train.normalizing_scale_factor()))
+    train.normalize(scale)
+    return SketchData(train, make("valid", scale, seeds[1]), make("test", scale, seeds[2]), int(max_seq_len), scale)
+
+
 def is_drawing_source(path: Path) -> bool:
     """Whether `path` holds drawings to convert (.ndjson, .svg, or a directory of them), not a dataset file."""
     return path.is_dir() or path.suffix.lower() in (".ndjson", ".svg")
@@ -203,9 +224,7 @@ def read_splits(paths: Sequence[str | Path]) -> dict[str, list[np.ndarray]]:
             data = build_splits([path]).splits  # ndjson or SVG: converted in memory, default splits
         else:
             data = load_npz(path)
-        missing = [name for name in SPLITS if name not in data]
-        if missing:
-            raise DataFileError(f"{path}: has no {', '.join(missing)} split (found: {', '.join(sorted(data)) or 'nothing'})")
+        require_splits(path, data)
         for name in SPLITS:
             merged[name].extend(data[name])
         if packed is not None:
@@ -294,15 +313,12 @@ def dataset_from_splits(
         raise ValueError("the training split is empty")
     if max_seq_len is None:
         max_seq_len = max(len(s) for name in SPLITS for s in raw.get(name, []))
-    seeds = [None if seed is None else seed + k for k in range(3)]
-    train = SketchDataset(raw["train"], max_seq_len, 1.0, random_scale_factor, augment_stroke_prob, seeds[0])
-    if len(train) == 0:
-        raise ValueError(f"no training sketch has at most max_seq_len={max_seq_len} points")
-    scale = train.normalizing_scale_factor()
-    train.normalize(scale)
-    valid = SketchDataset(raw.get("valid", []), max_seq_len, scale, 0.0, 0.0, seeds[1])
-    test = SketchDataset(raw.get("test", []), max_seq_len, scale, 0.0, 0.0, seeds[2])
-    return SketchData(train, valid, test, int(max_seq_len), float(np.float32(scale)))
+
+    def make(name: str, scale: float, split_seed: int | None) -> SketchDataset:
+        augment = (random_scale_factor, augment_stroke_prob) if name == "train" else (0.0, 0.0)
+        return SketchDataset(raw.get(name, []), max_seq_len, scale, *augment, split_seed)
+
+    return shared_scale_splits(make, max_seq_len, seed)
 
 
 def pick_sketches(path: str | Path, split: str = "train", n: int = 16, seed: int = 0,

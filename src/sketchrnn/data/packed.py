@@ -37,7 +37,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..atomic import atomic_write
-from .dataset import CLAMP, SPLITS, SketchData, SketchSplit
+from .dataset import CLAMP, SPLITS, SketchData, SketchSplit, require_splits, shared_scale_splits
 from .npz import DataFileError, _describe_unreadable, _reason
 
 __all__ = [
@@ -697,6 +697,13 @@ def _check_split(path: str, name: str, class_names: tuple[str, ...],
 # Training from packed files
 
 
+def _std_from_sums(count: int, total: int, squares: int) -> float:
+    """Population standard deviation of `count` values from their exact sum and sum of squares (0 if none)."""
+    if count == 0:
+        return 0.0
+    return math.sqrt(max(count * squares - total * total, 0)) / count
+
+
 def _scatter_stable(out: np.ndarray, cursor: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Counting-sort step: put `values` at ``cursor[key] + rank`` (stable within a key), advance
     `cursor`; returns where each value went."""
@@ -850,9 +857,7 @@ class PackedSplit(SketchSplit):
         for part in self.parts:
             c, t, q = part.point_sums(self.max_seq_len)
             count, total, squares = count + c, total + t, squares + q
-        if count == 0:
-            return 0.0
-        return math.sqrt(max(count * squares - total * total, 0)) / count
+        return _std_from_sums(count, total, squares)
 
     def normalize(self, scale_factor: float) -> None:
         """Divide dx, dy by `scale_factor` (in float32) whenever a sketch is read."""
@@ -897,22 +902,19 @@ def load_packed_dataset(
     """
     files = [open_packed(p) for p in paths]
     for f in files:
-        missing = [name for name in SPLITS if name not in f]
-        if missing:
-            raise DataFileError(f"{f.path}: has no {', '.join(missing)} split (found: {', '.join(sorted(f.splits))})")
+        require_splits(f.path, f.splits)
     class_names = list(dict.fromkeys(n for f in files for n in f.class_names))
     if max_seq_len is None:
         max_seq_len = max(f[name].max_length() for f in files for name in SPLITS)
-    seeds = [None if seed is None else seed + k for k in range(3)]
-    train = PackedSplit([f["train"] for f in files], max_seq_len, 1.0, random_scale_factor, augment_stroke_prob,
-                        seeds[0], balance_classes, class_names)
-    if len(train) == 0:
-        raise ValueError(f"no training sketch has at most max_seq_len={max_seq_len} points")
-    scale = float(np.float32(train.normalizing_scale_factor()))
-    train.normalize(scale)
-    valid = PackedSplit([f["valid"] for f in files], max_seq_len, scale, 0.0, 0.0, seeds[1], False, class_names)
-    test = PackedSplit([f["test"] for f in files], max_seq_len, scale, 0.0, 0.0, seeds[2], False, class_names)
-    return SketchData(train, valid, test, int(max_seq_len), scale)
+    n_max = int(max_seq_len)
+
+    def make(name: str, scale: float, split_seed: int | None) -> PackedSplit:
+        train = name == "train"
+        augment = (random_scale_factor, augment_stroke_prob) if train else (0.0, 0.0)
+        return PackedSplit([f[name] for f in files], n_max, scale, *augment, split_seed,
+                           balance_classes if train else False, class_names)
+
+    return shared_scale_splits(make, n_max, seed)
 
 
 def describe_packed(path: PathLike) -> dict[str, Any]:
@@ -932,8 +934,7 @@ def describe_packed(path: PathLike) -> dict[str, Any]:
             }
         scale = None
         if "train" in packed and len(packed["train"]):
-            count, total, squares = packed["train"].point_sums()
-            scale = float(np.float32(math.sqrt(max(count * squares - total * total, 0)) / count))
+            scale = float(np.float32(_std_from_sums(*packed["train"].point_sums())))
         return {
             "path": packed.path,
             "format": FORMAT_NAME,
