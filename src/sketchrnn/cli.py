@@ -78,9 +78,9 @@ def _run_sketches(model_path: str, split: str, file: str | None) -> list[np.ndar
 
 
 def _pick(sketches: list[np.ndarray], n: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(sketches), size=min(n, len(sketches)), replace=False)
-    return [np.asarray(sketches[i], dtype=np.float64) for i in sorted(idx)]
+    from .data.dataset import random_subset
+
+    return [np.asarray(sketches[i], dtype=np.float64) for i in random_subset(len(sketches), n, seed)]
 
 
 # ---------------------------------------------------------------------------- commands

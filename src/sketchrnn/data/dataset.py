@@ -321,6 +321,11 @@ def dataset_from_splits(
     return shared_scale_splits(make, max_seq_len, seed)
 
 
+def random_subset(total: int, n: int, seed: int) -> np.ndarray:
+    """`n` distinct positions out of `total` (all of them if fewer), drawn from `seed`, in increasing order."""
+    return np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
+
+
 def pick_sketches(path: str | Path, split: str = "train", n: int = 16, seed: int = 0,
                   category: str | None = None) -> list[tuple[np.ndarray, str]]:
     """`n` random sketches (stroke-3, data units) of one split of a dataset file, each with its class name.
@@ -330,7 +335,6 @@ def pick_sketches(path: str | Path, split: str = "train", n: int = 16, seed: int
     from .packed import is_packed, open_packed
 
     path = resolve(path)
-    rng = np.random.default_rng(seed)
     if is_packed(path):
         with open_packed(path) as packed:
             if split not in packed:
@@ -343,7 +347,7 @@ def pick_sketches(path: str | Path, split: str = "train", n: int = 16, seed: int
                     raise ValueError(f"{path}: no class {category!r} (classes: {', '.join(names[:20])}"
                                      f"{', ...' if len(names) > 20 else ''})")
                 candidates = np.flatnonzero(classes == names.index(category))
-            chosen = np.sort(rng.choice(candidates, size=min(n, len(candidates)), replace=False))
+            chosen = candidates[random_subset(len(candidates), n, seed)]
             return [(arrays.read(int(i)), names[int(classes[i])]) for i in chosen]
     sketches = read_splits([path])[split] if is_drawing_source(path) else load_npz(path).get(split)
     if sketches is None:
@@ -351,5 +355,4 @@ def pick_sketches(path: str | Path, split: str = "train", n: int = 16, seed: int
     name = path.stem
     if category is not None and category != name:
         raise ValueError(f"{path}: an official file holds one class ({name!r}), not {category!r}")
-    chosen = np.sort(rng.choice(len(sketches), size=min(n, len(sketches)), replace=False))
-    return [(np.asarray(sketches[i]), name) for i in chosen]
+    return [(np.asarray(sketches[i]), name) for i in random_subset(len(sketches), n, seed)]
