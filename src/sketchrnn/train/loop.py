@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..data import SketchData, SketchDataset, load_dataset
+from ..data import SketchData, SketchSplit, load_dataset
 from ..data.sources import resolve
 from ..hparams import HParams
 from ..model import SketchRNN, release_work_buffers
@@ -51,7 +51,7 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(model: SketchRNN, split: SketchDataset, kl_weight_value: float, seed: int = 0) -> EvalResult:
+def evaluate(model: SketchRNN, split: SketchSplit, kl_weight_value: float, seed: int = 0) -> EvalResult:
     """L_R (the reference's unmasked way and the masked way), L_KL and cost averaged over a split."""
     was_training = model.training
     model.eval()
@@ -76,7 +76,7 @@ def evaluate(model: SketchRNN, split: SketchDataset, kl_weight_value: float, see
     return EvalResult(cost, r, kl, r_masked, count)
 
 
-def evaluate_run_split(model: SketchRNN, split: SketchDataset, seed: int) -> EvalResult:
+def evaluate_run_split(model: SketchRNN, split: SketchSplit, seed: int) -> EvalResult:
     """A run's evaluation of a split: KL weight `kl_weight_start` (the reference's eval model never
     updates its own) and the run's fixed validation noise stream."""
     return evaluate(model, split, model.hps.kl_weight_start, seed + EVAL_SEED_OFFSET)
