@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
+from .dataset import DRAWING_SUFFIXES, SPLITS
 from .npz import DataFileError, cannot_open, save_npz
 
 __all__ = [
@@ -48,7 +49,6 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 Drawing = Sequence[Sequence[Sequence[float]]]
 
-SPLITS = ("train", "valid", "test")
 FORMATS = ("packed", "official")
 ERRORS = ("raise", "skip")
 SIDE = 255.0  # simplified drawings span 0..255
@@ -425,13 +425,13 @@ def _expand(inputs: PathLike | Sequence[PathLike]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in (".ndjson", ".svg"))
+            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in DRAWING_SUFFIXES)
             if not found:
                 raise DataFileError(f"{p}: directory holds no .ndjson or .svg files")
             files.extend(found)
         elif not p.exists():
             raise DataFileError(f"{p}: no such file")
-        elif p.suffix.lower() not in (".ndjson", ".svg"):
+        elif p.suffix.lower() not in DRAWING_SUFFIXES:
             raise DataFileError(f"{p}: unsupported input (expected .ndjson or .svg)")
         else:
             files.append(p)

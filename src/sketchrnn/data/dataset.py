@@ -199,9 +199,12 @@ def shared_scale_splits(make: Callable[[str, float, int | None], SketchSplit], m
     return SketchData(train, make("valid", scale, seeds[1]), make("test", scale, seeds[2]), int(max_seq_len), scale)
 
 
+DRAWING_SUFFIXES = (".ndjson", ".svg")  # files of drawings to convert, as opposed to dataset files
+
+
 def is_drawing_source(path: Path) -> bool:
     """Whether `path` holds drawings to convert (.ndjson, .svg, or a directory of them), not a dataset file."""
-    return path.is_dir() or path.suffix.lower() in (".ndjson", ".svg")
+    return path.is_dir() or path.suffix.lower() in DRAWING_SUFFIXES
 
 
 def read_splits(paths: Sequence[str | Path]) -> dict[str, list[np.ndarray]]:
