@@ -93,9 +93,9 @@ def main() -> None:
     cells = args.cells.split(",")
     if len(cells) > 1:  # each cell against its own baseline, in a process of its own
         for k, cell in enumerate(cells):
-            argv = [a for a in sys.argv[1:] if not a.startswith("--cells")]
-            argv = [a for i, a in enumerate(argv) if not (i > 0 and argv[i - 1] == "--cells")]
-            out = subprocess.run([sys.executable, __file__, "--cells", cell, *argv], check=True,
+            argv = ["--cells", cell, "--repeats", str(args.repeats), "--warmup", str(args.warmup),
+                    "--threads", str(args.threads), "--hparams", args.hparams]
+            out = subprocess.run([sys.executable, __file__, *argv], check=True,
                                  capture_output=True, text=True).stdout.splitlines()
             print("\n".join(out if k == 0 else out[1:]))
         return
