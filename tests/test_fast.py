@@ -8,7 +8,7 @@ import torch
 from conftest import GOLDEN_TF, assert_close
 from sketchrnn import HParams, SketchRNN
 from sketchrnn.data import load_dataset
-from sketchrnn.model import recurrence
+from sketchrnn.model import kernels, recurrence
 from sketchrnn.model.cells import HyperLSTMCell, LayerNormLSTMCell, LSTMCell
 from sketchrnn.model.recurrence import Projection, dropout_masks, projection, run_cell
 
@@ -19,9 +19,18 @@ def _small_cell(cell_class):
     return cell_class(7, 16)
 
 
+@pytest.fixture(params=["kernels", "torch ops"])
+def element_wise(request, monkeypatch) -> str:
+    """Runs a test with the fused kernels (which must then be built) and with PyTorch's operations."""
+    monkeypatch.setattr(kernels, "ENABLED", request.param == "kernels")
+    if request.param == "kernels":
+        assert kernels.for_tensor(torch.zeros(1)) is not None, "the fused kernels did not build"
+    return request.param
+
+
 @pytest.mark.parametrize("cell_class", [LSTMCell, LayerNormLSTMCell, HyperLSTMCell])
 @pytest.mark.parametrize("with_masks", [False, True])
-def test_sequence_matches_the_plain_loop(cell_class, with_masks: bool) -> None:
+def test_sequence_matches_the_plain_loop(cell_class, with_masks: bool, element_wise: str) -> None:
     """Every output and gradient, in float64 to 1e-9: the same maths, not merely close.
 
     (In float32 this small, perturbed cell's two paths differ by up to 4e-5 and the plain path is
@@ -61,7 +70,7 @@ def test_sequence_matches_the_plain_loop(cell_class, with_masks: bool) -> None:
 
 @pytest.mark.parametrize("cells", ["enc_model=lstm,dec_model=lstm", "enc_model=layer_norm,dec_model=layer_norm",
                                    "enc_model=hyper,dec_model=hyper"])
-def test_whole_model_fast_equals_plain_with_dropout(monkeypatch, cells: str) -> None:
+def test_whole_model_fast_equals_plain_with_dropout(monkeypatch, cells: str, element_wise: str) -> None:
     """Training loss and every gradient of a conditional model, recurrent dropout on, same masks."""
     data = load_dataset(GOLDEN_TF / "aaron_sheep_subset_le60.npz", seed=0)
     hps = HParams.parse(cells, base=HParams.preset("tiny")).replace(max_seq_len=data.max_seq_len)

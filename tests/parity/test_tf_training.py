@@ -32,16 +32,34 @@ def replay(config: str, optimizer_cls=TFAdam, dtype=torch.float32, check_gradien
         loss.cost.backward()
         costs.append((loss.cost.item(), loss.r_cost.item(), loss.kl_cost.item()))
         if check_gradients and prefix + f"grad/{next(iter(variables(g, 'init/')))}" in g:
-            # step 0 starts from the recorded weights; later steps from our own update of them,
-            # which differs from TF's by float32 noise amplified in Adam's ε regime (see below)
-            tol = 1e-5 if k == 0 else 5e-4
             for name, value in to_tf_variables(model, gradients=True).items():
+                tol = gradient_tolerance(config, name, k, dtype)
                 assert_close(value, g[prefix + "grad/" + name], tol, f"step {k} gradient of {name}")
         clip_gradients_(model.parameters(), hps.grad_clip)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.step()
     return model, costs, g, meta
+
+
+def gradient_tolerance(config: str, name: str, step: int, dtype: torch.dtype) -> float:
+    """1e-5 at step 0, which starts from the recorded weights; 5e-4 later, from our own update of
+    them, which differs from TF's by float32 noise amplified in Adam's ε regime (see below).
+
+    One gradient is ill-conditioned in float32: config B's backward encoder W_xh. Runs of the same
+    maths in float32 with 1-ulp random perturbations of the hidden states land 5e-6 to 2.5e-5 from
+    a float64 run at step 0 (measured, PyTorch's element-wise operations and the fused kernels
+    alike), while the float64 run is 1.5e-6 from TF; after the two updates, at step 2, the float64
+    run is 1.6e-4 from TF, float32 with PyTorch's operations 2.2e-4 and with the fused kernels
+    8.2e-4 (the variables after three steps stay within 1e-4 all the same). It is held to 3e-5 at
+    step 0 and 1e-3 later in float32, and to 1e-5 at step 0 in float64
+    (`test_step0_gradients_in_float64`).
+    """
+    ill_conditioned = (dtype == torch.float32 and config.startswith("B_")
+                       and name.endswith("ENC_RNN/bw/LayerNormLSTMCell/W_xh"))
+    if step > 0:
+        return 1e-3 if ill_conditioned else 5e-4
+    return 3e-5 if ill_conditioned else 1e-5
 
 
 def variable_tolerance(config: str, name: str) -> float:
@@ -68,6 +86,13 @@ def test_three_training_steps_match_tf(config: str) -> None:
         assert_close(kl, record["kl_cost"], 1e-5, f"step {record['step']} kl_cost")
     for name, value in to_tf_variables(model).items():
         assert_close(value, g["final/" + name], variable_tolerance(config, name), f"variable {name} after 3 steps")
+
+
+@pytest.mark.parametrize("config", ALL_CONFIGS)
+def test_step0_gradients_in_float64(config: str) -> None:
+    """The maths without float32 rounding: every step-0 gradient within 1e-5 of TF's (all of them,
+    the ill-conditioned one included; the replay checks them as it goes)."""
+    replay(config, dtype=torch.float64)
 
 
 def test_pytorch_adam_convention_would_not_match() -> None:

@@ -18,6 +18,7 @@ import threading
 import torch
 from torch import Tensor
 
+from . import kernels
 from .cells import FORGET_BIAS, LN_EPSILON
 
 
@@ -69,9 +70,14 @@ def release_work_buffers() -> None:
 
 
 def _initial(d: Tensor | None, like: Tensor) -> Tensor:
-    """The gradient arriving at the last step's state `d` (a copy to accumulate into), or zeros like
-    one step of `like` [T + 1, ...] when the final state was not used."""
-    return d.clone() if d is not None else like.new_zeros(like.shape[1:])
+    """The gradient arriving at the last step's state `d` (a contiguous copy to accumulate into), or
+    zeros like one step of `like` [T + 1, ...] when the final state was not used."""
+    return d.clone(memory_format=torch.contiguous_format) if d is not None else like.new_zeros(like.shape[1:])
+
+
+def _dense(t: Tensor | None) -> Tensor | None:
+    """`t` in row-major order (the fused kernels read rows by a stride), or None."""
+    return None if t is None else t.contiguous()
 
 
 def _once(ctx) -> None:
@@ -104,12 +110,17 @@ class LSTMSequence(torch.autograd.Function):
         hs = POOL.take(x, steps + 1, cells, batch, n)
         tcs = POOL.take(x, steps, cells, batch, n)  # tanh(c_t)
         cs[0], hs[0] = c0, h0
+        masks, k = _dense(masks), kernels.for_tensor(x)
         for t in range(steps):
             a = acts[t]
             if cells == 1:  # gates = x_t W_x + const + h W_hh
                 torch.addmm(const[0], x[0, :, t], w_x[0], out=a[0]).addmm_(hs[t, 0], w_hh[0])
             else:  # small cells side by side: batched multiplies (see recurrence.run_cells_side_by_side)
                 torch.baddbmm(const, x[:, :, t], w_x, out=a).baddbmm_(hs[t], w_hh)
+            if k is not None:  # the rest of the step in one pass (the same maths as below)
+                k.lstm_forward(cells * batch, n, a.data_ptr(), cs[t].data_ptr(), None if masks is None else masks[t].data_ptr(),
+                               cs[t + 1].data_ptr(), tcs[t].data_ptr(), hs[t + 1].data_ptr())
+                continue
             a[..., :n].sigmoid_()
             a[..., n : 2 * n].tanh_()
             a[..., 2 * n :].sigmoid_()
@@ -130,7 +141,14 @@ class LSTMSequence(torch.autograd.Function):
         w_t = w_hh.transpose(1, 2)
         scratch, deriv = acts.new_empty(cells, batch, width), acts.new_empty(cells, batch, width)  # per-step scratch
         one = acts.new_ones(())
+        d_out, k = _dense(d_out), kernels.for_tensor(acts)
         for t in reversed(range(steps)):
+            if k is not None:  # ∂ of the gates over step t's activations and ∂c_t in place, in one pass
+                k.lstm_backward(cells * batch, n, dh.data_ptr(), None if d_out is None else d_out[:, :, t].data_ptr(),
+                                steps * n, dc.data_ptr(), acts[t].data_ptr(), cs[t].data_ptr(), tcs[t].data_ptr(),
+                                None if masks is None else masks[t].data_ptr())
+                dh = torch.mm(acts[t, 0], w_t[0])[None] if cells == 1 else torch.bmm(acts[t], w_t)
+                continue
             if d_out is not None:
                 dh = dh + d_out[:, :, t]
             a, tc, dg = acts[t], tcs[t], scratch
@@ -178,12 +196,18 @@ def _gate_activations(normed: Tensor, gamma: Tensor, beta: Tensor, n: int) -> Te
     return a
 
 
+def _ptr(t: Tensor | None) -> int | None:
+    """Address of `t`'s first element for the fused kernels (None for None)."""
+    return None if t is None else t.data_ptr()
+
+
 class _LNCellTape:
     """What the forward loop of a LayerNorm-LSTM keeps per step, and the step itself, forwards and backwards.
 
     Kept: the normalised gate pre-activations and their 1/std, the cell and hidden states and the
     cell layer norm's mean and 1/std; the activations and tanh(LN(c)) are recomputed in the backward
-    step (cheap element-wise work) instead of being stored.
+    step (cheap element-wise work) instead of being stored. Each step runs as one fused kernel
+    (`kernels.py`) where it can, else as the PyTorch operations below (the same maths).
     """
 
     def __init__(self, ref: Tensor, steps: int, batch: int, n: int) -> None:
@@ -193,6 +217,7 @@ class _LNCellTape:
         self.cs = POOL.take(ref, steps + 1, batch, n)
         self.hs = POOL.take(ref, steps + 1, batch, n)
         self.c_stats = POOL.take(ref, steps, 2, batch, 1)  # mean, 1/std of c_t
+        self.kernels = kernels.for_tensor(ref)
 
     def tensors(self) -> tuple[Tensor, ...]:
         return self.normed, self.rstd, self.cs, self.hs, self.c_stats
@@ -202,11 +227,19 @@ class _LNCellTape:
         tape = cls.__new__(cls)
         tape.normed, tape.rstd, tape.cs, tape.hs, tape.c_stats = tensors
         tape.n = tape.cs.shape[-1]
+        tape.kernels = kernels.for_tensor(tape.cs)
         return tape
 
     def forward(self, t: int, s: Tensor, gamma, beta, gamma_c, beta_c, mask: Tensor | None) -> Tensor:
         """Step t from raw pre-activations `s [B, 4n]`: stores c_{t+1}, h_{t+1} and returns h_{t+1}."""
         n, batch = self.n, s.shape[0]
+        k = self.kernels
+        if k is not None:
+            k.ln_forward(batch, n, s.data_ptr(), s.stride(0), gamma.data_ptr(), beta.data_ptr(), gamma_c.data_ptr(),
+                         beta_c.data_ptr(), self.cs[t].data_ptr(), _ptr(mask), LN_EPSILON, FORGET_BIAS,
+                         self.normed[t].data_ptr(), self.rstd[t].data_ptr(), self.cs[t + 1].data_ptr(),
+                         self.c_stats[t, 0].data_ptr(), self.c_stats[t, 1].data_ptr(), self.hs[t + 1].data_ptr())
+            return self.hs[t + 1]
         out, _, r = torch.native_layer_norm(s.view(batch, 4, n), (n,), None, None, LN_EPSILON)  # LN per gate
         normed = self.normed[t]
         normed.copy_(out.view(batch, 4 * n))
@@ -219,19 +252,40 @@ class _LNCellTape:
         u = torch.tanh(torch.addcmul(beta_c, out_c, gamma_c))
         return torch.mul(u, a[:, 3 * n :], out=self.hs[t + 1])  # h' = tanh(LN(c')) σ(o)
 
+    def accumulators(self, batch: int) -> Tensor:
+        """Zeroed sums of the γ, β, γc, βc gradients [P, 10n] (P: 1 for the kernels, else one per row)."""
+        return self.cs.new_zeros(1 if self.kernels is not None else batch, 10 * self.n)
+
+    def param_grads(self, acc: Tensor) -> tuple[Tensor, ...]:
+        """(∂γ, ∂β, ∂γc, ∂βc) from the accumulators."""
+        total, n = acc.sum(0), self.n
+        return total[: 4 * n], total[4 * n : 8 * n], total[8 * n : 9 * n], total[9 * n :]
+
     def backward(self, t: int, dh: Tensor, dc: Tensor, gamma, beta, gamma_c, beta_c, mask: Tensor | None,
-                 acc: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """(∂ raw pre-activations [B, 4n], ∂c_t) from ∂h_{t+1}, ∂c_{t+1}; adds the γ, β gradients into `acc`."""
+                 acc: Tensor, ds: Tensor, dh_extra: Tensor | None = None) -> Tensor:
+        """Writes ∂ of step t's raw pre-activations into `ds [B, 4n]` and returns ∂c_t, from ∂h_{t+1}
+        (`dh`, plus `dh_extra` when given) and ∂c_{t+1} (`dc`, which it may overwrite); adds the
+        γ, β gradients into `acc` (see `accumulators`)."""
         n, batch = self.n, dh.shape[0]
-        d_gamma, d_beta, d_gamma_c, d_beta_c = acc
+        k = self.kernels
+        if k is not None:
+            k.ln_backward(batch, n, dh.data_ptr(), _ptr(dh_extra), 0 if dh_extra is None else dh_extra.stride(0),
+                          dc.data_ptr(), self.normed[t].data_ptr(), self.rstd[t].data_ptr(), self.cs[t].data_ptr(),
+                          self.cs[t + 1].data_ptr(), self.c_stats[t, 0].data_ptr(), self.c_stats[t, 1].data_ptr(),
+                          gamma.data_ptr(), beta.data_ptr(), gamma_c.data_ptr(), beta_c.data_ptr(), _ptr(mask),
+                          FORGET_BIAS, ds.data_ptr(), ds.stride(0), acc.data_ptr())
+            return dc
+        if dh_extra is not None:
+            dh = dh + dh_extra
+        sums = acc.view(batch, 10, n)
         normed = self.normed[t]
         a = _gate_activations(normed, gamma, beta, n)
         i, g, f, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
         c_normed = (self.cs[t + 1] - self.c_stats[t, 0]) * self.c_stats[t, 1]
         u = torch.tanh(torch.addcmul(beta_c, c_normed, gamma_c))
         du = dh * o * (1 - u * u)  # through h' = tanh(u) σ(o), u = LN(c')·γc + βc
-        d_gamma_c.addcmul_(du, c_normed)
-        d_beta_c += du
+        sums[:, 8].addcmul_(du, c_normed)  # ∂γc
+        sums[:, 9] += du  # ∂βc
         dc = dc + _ln_backward(du * gamma_c, c_normed, self.c_stats[t, 1])
         da = torch.empty_like(a)
         torch.mul(dc, g if mask is None else g * mask, out=da[:, :n])  # ∂σ(i)
@@ -243,16 +297,11 @@ class _LNCellTape:
         deriv = torch.addcmul(a, a, a, value=-1)  # σ' = σ − σ² on i, f, o
         torch.addcmul(g.new_ones(()), g, g, value=-1, out=deriv[:, n : 2 * n])  # tanh' = 1 − tanh² on j
         da.mul_(deriv)  # ∂ of the layer-normed gates
-        d_gamma.addcmul_(da, normed)
-        d_beta += da
+        sums[:, :4].view(batch, 4 * n).addcmul_(da, normed)  # ∂γ
+        sums[:, 4:8].view(batch, 4 * n).add_(da)  # ∂β
         d_normed = (da * gamma).view(batch, 4, n)
-        ds = _ln_backward(d_normed, normed.view(batch, 4, n), self.rstd[t]).view(batch, 4 * n)
-        return ds, dc * f
-
-
-def _ln_accumulators(ref: Tensor, batch: int, n: int) -> list[Tensor]:
-    """Per-row accumulators of ∂γ, ∂β [B, 4n] and ∂γc, ∂βc [B, n], summed over the batch at the end."""
-    return [ref.new_zeros(batch, 4 * n), ref.new_zeros(batch, 4 * n), ref.new_zeros(batch, n), ref.new_zeros(batch, n)]
+        ds.copy_(_ln_backward(d_normed, normed.view(batch, 4, n), self.rstd[t]).view(batch, 4 * n))
+        return dc * f
 
 
 class LayerNormLSTMSequence(torch.autograd.Function):
@@ -269,6 +318,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         n = w_hh.shape[0]
         tape = _LNCellTape(x, steps, batch, n)
         tape.hs[0], tape.cs[0] = h0, c0
+        masks = _dense(masks)
         for t in range(steps):
             s = torch.addmm(const, x[:, t], w_x).addmm_(tape.hs[t], w_hh)  # x W_x + const + h W_hh
             tape.forward(t, s, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t])
@@ -283,15 +333,14 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         steps, batch, width = tape.normed.shape
         n = width // 4
         d_s = POOL.take(x, steps, batch, width)  # ∂ of the raw pre-activations, every step
-        acc = _ln_accumulators(tape.normed, batch, n)
+        acc = tape.accumulators(batch)
         dh, dc = _initial(d_h_last, tape.hs), _initial(d_c_last, tape.cs)
+        d_out = _dense(d_out)
         w_t = w_hh.t()
         for t in reversed(range(steps)):
-            if d_out is not None:
-                dh = dh + d_out[:, t]
-            ds, dc = tape.backward(t, dh, dc, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t], acc)
-            d_s[t] = ds
-            dh = ds @ w_t
+            dc = tape.backward(t, dh, dc, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t], acc,
+                               d_s[t], None if d_out is None else d_out[:, t])
+            dh = d_s[t] @ w_t
         # the weight gradients Σ_t h_{t−1}ᵀ ∂s_t and Σ_t x_tᵀ ∂s_t: one large multiply each
         rows = steps * batch
         d_s2 = d_s.view(rows, width)
@@ -300,7 +349,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         d_x = (d_s @ w_x.t()).transpose(0, 1) if ctx.needs_input_grad[0] else None
         d_const = d_s.sum(0)
         POOL.give(d_s, *tape.tensors())
-        return (d_x, d_w_x, d_const, d_w_hh, *(a.sum(0) for a in acc), dh, dc, None)
+        return (d_x, d_w_x, d_const, d_w_hh, *tape.param_grads(acc), dh, dc, None)
 
 
 class HyperLSTMSequence(torch.autograd.Function):
@@ -325,9 +374,9 @@ class HyperLSTMSequence(torch.autograd.Function):
         main.hs[0], main.cs[0], hyper.hs[0], hyper.cs[0] = h0, c0, hh0, ch0
         hw = POOL.take(x, steps, batch, 4 * n)  # h W_hh per step; the backward overwrites it with its ∂
         zs = POOL.take(x, steps, batch, 12 * e)  # z_w (8 blocks) and z_b (4 blocks) per step; later their ∂
-        bias_blocks = bias.view(4, 1, n)
+        masks = _dense(masks)
         # per-step scratch, allocated once: a fresh multi-MB result every step costs more than its multiply here
-        ab, x_t = x.new_empty(12, batch, n), x.new_empty(batch, 4 * n + 4 * m)
+        ab, x_t, s = x.new_empty(12, batch, n), x.new_empty(batch, 4 * n + 4 * m), x.new_empty(batch, 4 * n)
         for t in range(steps):
             torch.addmm(const, x[:, t], w_x, out=x_t)
             p = torch.mm(main.hs[t], w_hh, out=hw[t])
@@ -336,10 +385,7 @@ class HyperLSTMSequence(torch.autograd.Function):
             h_hyp = hyper.forward(t, s_hyp, g_hyp, b_hyp, gc_hyp, bc_hyp, None)
             z = torch.addmm(z_b, h_hyp, z_w, out=zs[t])  # z_w = h_hyper W + b, z_b = h_hyper W
             torch.bmm(z.view(batch, 12, e).transpose(0, 1), ab_w, out=ab)  # α [8, B, n], β [4, B, n]
-            # gate_k = α_kx·(x W_xh)_k + α_kh·(h W_hh)_k + β_kh + b_k, in gate blocks [4, B, n]
-            gates = torch.addcmul(ab[8:] + bias_blocks, ab[:4], _blocks(x_t[:, : 4 * n], n))
-            gates.addcmul_(ab[4:8], _blocks(p, n))
-            s = gates.transpose(0, 1).reshape(batch, 4 * n)
+            _hyper_gates(main.kernels, ab, bias, x_t, p, s)
             main.forward(t, s, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t])
         ctx.save_for_backward(x, w_x, const, w_hh, w_hyp_h, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c,
                               beta_c, masks, hw, zs, *main.tensors(), *hyper.tensors())
@@ -357,8 +403,8 @@ class HyperLSTMSequence(torch.autograd.Function):
         n, m, e = main.n, hyper.n, zs.shape[2] // 12
         dh, dc = _initial(d_h_last, main.hs), _initial(d_c_last, main.cs)
         dhh, dch = _initial(d_hh_last, hyper.hs), _initial(d_ch_last, hyper.cs)
-        acc, acc_hyp = _ln_accumulators(x, batch, n), _ln_accumulators(x, batch, m)
-        d_bias = x.new_zeros(batch, 4 * n)
+        acc, acc_hyp = main.accumulators(batch), hyper.accumulators(batch)
+        d_bias = x.new_zeros(batch if main.kernels is None else 1, 4 * n)  # sums of ∂b
         d_ab_w = torch.zeros_like(ab_w)
         d_w_x, d_const = torch.zeros_like(w_x), torch.zeros_like(const)
         d_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
@@ -367,30 +413,23 @@ class HyperLSTMSequence(torch.autograd.Function):
         w_cat_t = torch.cat([w_hh, w_hyp_h], dim=1).t()
         w_hyp_hh_t, z_w_t, ab_w_t = w_hyp_hh.t(), z_w.t(), ab_w.transpose(1, 2)
         ab, d_ab, d_z = x.new_empty(12, batch, n), x.new_empty(12, batch, n), x.new_empty(12, batch, e)  # scratch
-        x_t = x.new_empty(batch, 4 * n + 4 * m)
+        x_t, ds = x.new_empty(batch, 4 * n + 4 * m), x.new_empty(batch, 4 * n)
+        d_out = _dense(d_out)
         for t in reversed(range(steps)):
-            if d_out is not None:
-                dh = dh + d_out[:, t]
-            ds, dc = main.backward(t, dh, dc, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t], acc)
-            d_bias += ds
-            d_gates = ds.view(batch, 4, n).transpose(0, 1)  # [4, B, n]
+            dc = main.backward(t, dh, dc, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t], acc, ds,
+                               None if d_out is None else d_out[:, t])
             z_blocks = zs[t].view(batch, 12, e).transpose(0, 1)
             torch.bmm(z_blocks, ab_w, out=ab)  # α, β recomputed from the kept z
-            p = hw[t]
             torch.addmm(const, x[:, t], w_x, out=x_t)  # the input term again
-            torch.mul(d_gates, _blocks(x_t[:, : 4 * n], n), out=d_ab[:4])  # ∂α_x
-            torch.mul(d_gates, _blocks(p, n), out=d_ab[4:8])  # ∂α_h
-            d_ab[8:] = d_gates  # ∂β
-            torch.mul(d_gates, ab[:4], out=_blocks(d_xw[:, : 4 * n], n))  # ∂(x W_xh)
-            torch.mul(d_gates, ab[4:8], out=_blocks(d_hw[:, : 4 * n], n))  # ∂(h W_hh)
+            # h W_hh_t is spent: it takes its ∂, for the weight gradient
+            _hyper_gates_backward(main.kernels, ds, ab, x_t, hw[t], d_ab, d_xw, d_hw, d_bias)
             d_ab_w.baddbmm_(z_blocks.transpose(1, 2), d_ab)
             torch.bmm(d_ab, ab_w_t, out=d_z)  # [12, B, e]
             zs[t].view(batch, 12, e).copy_(d_z.transpose(0, 1))
             dhh = torch.addmm(dhh, zs[t], z_w_t)
-            d_s_hyp, dch = hyper.backward(t, dhh, dch, g_hyp, b_hyp, gc_hyp, bc_hyp, None, acc_hyp)
-            d_hw[:, 4 * n :] = d_s_hyp
-            p.copy_(d_hw[:, : 4 * n])  # h W_hh_t is spent: keep its ∂ for the weight gradient
-            hyper.normed[t] = d_s_hyp  # so is the hyper cell's step t: keep ∂s_hyper there
+            d_s_hyp = d_hw[:, 4 * n :]
+            dch = hyper.backward(t, dhh, dch, g_hyp, b_hyp, gc_hyp, bc_hyp, None, acc_hyp, d_s_hyp)
+            hyper.normed[t] = d_s_hyp  # the hyper cell's step t is spent too: keep ∂s_hyper there
             d_xw[:, 4 * n :] = d_s_hyp
             d_const += d_xw
             d_w_x.addmm_(x[:, t].t(), d_xw)
@@ -408,14 +447,47 @@ class HyperLSTMSequence(torch.autograd.Function):
         d_z_w = d_z_w.view(m, 12, e).transpose(0, 1)
         d_zw_b = zs[..., : 8 * e].reshape(rows, 8, e).sum(0)
         POOL.give(hw, zs, *main.tensors(), *hyper.tensors())
-        return (d_x, d_w_x, d_const, d_w_hh, d_w_hyp_h, d_w_hyp_hh, *(a.sum(0) for a in acc_hyp),
-                d_z_w[:8], d_zw_b, d_ab_w[:8], d_z_w[8:], d_ab_w[8:], d_bias.sum(0), *(a.sum(0) for a in acc),
+        return (d_x, d_w_x, d_const, d_w_hh, d_w_hyp_h, d_w_hyp_hh, *hyper.param_grads(acc_hyp),
+                d_z_w[:8], d_zw_b, d_ab_w[:8], d_z_w[8:], d_ab_w[8:], d_bias.sum(0), *main.param_grads(acc),
                 dh, dhh, dc, dch, None)
 
 
 def _blocks(t: Tensor, n: int) -> Tensor:
     """[B, 4n] → a view [4, B, n] of its gate blocks."""
     return t.view(t.shape[0], 4, n).transpose(0, 1)
+
+
+def _hyper_gates(k: kernels.Kernels | None, ab: Tensor, bias: Tensor, x_t: Tensor, hw: Tensor, s: Tensor) -> None:
+    """The main cell's raw pre-activations into `s [B, 4n]`: per gate block k,
+    s_k = α_x,k (x W_xh)_k + α_h,k (h W_hh)_k + β_k + b_k, from `ab [12, B, n]` (α_x, α_h, β),
+    `x_t [B, ≥4n]` (x W_xh in its first 4n columns) and `hw [B, 4n]`."""
+    batch, n = hw.shape[0], hw.shape[1] // 4
+    if k is not None:
+        k.hyper_gates_forward(batch, n, ab.data_ptr(), bias.data_ptr(), x_t.data_ptr(), x_t.stride(0), hw.data_ptr(),
+                              hw.stride(0), s.data_ptr())
+        return
+    gates = torch.addcmul(ab[8:] + bias.view(4, 1, n), ab[:4], _blocks(x_t[:, : 4 * n], n))
+    _blocks(s, n).copy_(gates.addcmul_(ab[4:8], _blocks(hw, n)))
+
+
+def _hyper_gates_backward(k: kernels.Kernels | None, ds: Tensor, ab: Tensor, x_t: Tensor, hw: Tensor, d_ab: Tensor,
+                          d_xw: Tensor, d_hw: Tensor, d_bias: Tensor) -> None:
+    """From ∂s `ds [B, 4n]`: ∂α_x, ∂α_h, ∂β into `d_ab [12, B, n]`, ∂(x W_xh) into `d_xw[:, :4n]`,
+    ∂(h W_hh) into `d_hw[:, :4n]` and over `hw`; ∂b added into the sums `d_bias`."""
+    batch, n = ds.shape[0], ds.shape[1] // 4
+    if k is not None:
+        k.hyper_gates_backward(batch, n, ds.data_ptr(), ab.data_ptr(), x_t.data_ptr(), x_t.stride(0), hw.data_ptr(),
+                               hw.stride(0), d_ab.data_ptr(), d_xw.data_ptr(), d_xw.stride(0), d_hw.data_ptr(),
+                               d_hw.stride(0), d_bias.data_ptr())
+        return
+    d_bias += ds
+    d_gates = _blocks(ds, n)
+    torch.mul(d_gates, _blocks(x_t[:, : 4 * n], n), out=d_ab[:4])  # ∂α_x
+    torch.mul(d_gates, _blocks(hw, n), out=d_ab[4:8])  # ∂α_h
+    d_ab[8:] = d_gates  # ∂β
+    torch.mul(d_gates, ab[:4], out=_blocks(d_xw[:, : 4 * n], n))  # ∂(x W_xh)
+    torch.mul(d_gates, ab[4:8], out=_blocks(d_hw[:, : 4 * n], n))  # ∂(h W_hh)
+    hw.copy_(d_hw[:, : 4 * n])
 
 
 def _hyper_heads(zw_w: Tensor, zw_b: Tensor, zb_w: Tensor, alpha_w: Tensor, beta_w: Tensor):

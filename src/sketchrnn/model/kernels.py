@@ -1,0 +1,125 @@
+"""The fused element-wise steps of the fast path (`_kernels.cpp`), compiled once per machine.
+
+A time step of a cell is a few matrix multiplies and some forty element-wise operations; the
+multiplies stay with PyTorch, and the element-wise rest of a step runs here as one or two passes
+per row. The source is compiled with the system's C++ compiler (``$CXX``, else ``c++``) the first
+time it is needed, into ``$SKETCHRNN_CACHE`` (default ``~/.cache/sketchrnn``), keyed by the
+source, the flags and the compiler, and loaded with ctypes: no PyTorch headers, a few seconds.
+
+Without a compiler, or with ``SKETCHRNN_KERNELS=0``, the fast path does the same maths with
+PyTorch operations (slower; one warning says so). Only CPU float32/float64 tensors use the kernels.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+SOURCE = Path(__file__).with_name("_kernels.cpp")
+ENABLED = os.environ.get("SKETCHRNN_KERNELS", "1") != "0"  # tests switch it to compare both paths
+
+_P, _I, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
+_SIGNATURES = {  # argument types of each entry point (pointers P, integers I, doubles D)
+    "lstm_forward": "IIPPPPPP",
+    "lstm_backward": "IIPPIPPPPP",
+    "ln_forward": "IIPIPPPPPPDDPPPPPP",
+    "ln_backward": "IIPPIPPPPPPPPPPPPDPIP",
+    "hyper_gates_forward": "IIPPPIPIP",
+    "hyper_gates_backward": "IIPPPIPIPPIPIP",
+}
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+class Kernels:
+    """The entry points for one dtype, as attributes named like the C functions (arguments: ints,
+    data pointers, doubles; see `_kernels.cpp` for each one's layout)."""
+
+    def __init__(self, lib: ctypes.CDLL, suffix: str) -> None:
+        for name, sig in _SIGNATURES.items():
+            fn = getattr(lib, f"{name}_{suffix}")
+            fn.argtypes = [{"P": _P, "I": _I, "D": _D}[c] for c in sig]
+            fn.restype = None
+            setattr(self, name, fn)
+
+
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_bound: dict[torch.dtype, Kernels] = {}
+_failed = False
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept."""
+    if os.environ.get("SKETCHRNN_CACHE"):
+        return Path(os.environ["SKETCHRNN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "sketchrnn"
+
+
+def _flags() -> list[str]:
+    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
+             "-pthread"]
+    if platform.machine().lower() in ("x86_64", "amd64") and torch.backends.cpu.get_cpu_capability() != "DEFAULT":
+        flags += ["-mavx2", "-mfma"]  # what torch itself found this CPU to have
+    return flags
+
+
+def build(compiler: str | None = None) -> Path:
+    """Compile `_kernels.cpp` (once; later calls find it in the cache) and return the library's path."""
+    compiler = compiler or os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if not compiler:
+        raise RuntimeError("no C++ compiler found (install g++ or clang, or set CXX)")
+    flags = _flags()
+    key = hashlib.sha256(SOURCE.read_bytes() + repr((flags, compiler, platform.machine())).encode()).hexdigest()[:16]
+    target = cache_dir() / f"kernels-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".kernels-", suffix=".so")
+    os.close(fd)
+    try:
+        done = subprocess.run([compiler, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"{compiler} failed on {SOURCE.name}:\n{done.stderr.strip()[-2000:]}")
+        os.replace(tmp, target)  # atomic: a concurrent build or reader sees the whole library or none
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _load() -> ctypes.CDLL | None:
+    global _library, _failed
+    with _lock:
+        if _library is None and not _failed:
+            try:
+                _library = ctypes.CDLL(str(build()))
+            except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                _failed = True
+                warnings.warn(f"sketchrnn: the fused kernels are not available, training runs on PyTorch's "
+                              f"element-wise operations (slower): {exc}", RuntimeWarning, stacklevel=3)
+    return _library
+
+
+def for_tensor(x: Tensor) -> Kernels | None:
+    """The kernels for `x`'s dtype when `x` can use them (CPU, float32/float64, enabled, built), else None."""
+    if not ENABLED or x.device.type != "cpu" or x.dtype not in _SUFFIX:
+        return None
+    kernels = _bound.get(x.dtype)
+    if kernels is None:
+        lib = _load()
+        if lib is None:
+            return None
+        kernels = _bound.setdefault(x.dtype, Kernels(lib, _SUFFIX[x.dtype]))
+    return kernels
