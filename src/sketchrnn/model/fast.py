@@ -377,11 +377,12 @@ class HyperLSTMSequence(torch.autograd.Function):
         masks = _dense(masks)
         # per-step scratch, allocated once: a fresh multi-MB result every step costs more than its multiply here
         ab, x_t, s = x.new_empty(12, batch, n), x.new_empty(batch, 4 * n + 4 * m), x.new_empty(batch, 4 * n)
+        s_hyp = x.new_empty(batch, 4 * m)
         for t in range(steps):
             torch.addmm(const, x[:, t], w_x, out=x_t)
             p = torch.mm(main.hs[t], w_hh, out=hw[t])
             # the hyper cell reads [x, h]: s = x W_x + h W_h + h_hyper W_hh
-            s_hyp = torch.addmm(x_t[:, 4 * n :], main.hs[t], w_hyp_h).addmm_(hyper.hs[t], w_hyp_hh)
+            torch.addmm(x_t[:, 4 * n :], main.hs[t], w_hyp_h, out=s_hyp).addmm_(hyper.hs[t], w_hyp_hh)
             h_hyp = hyper.forward(t, s_hyp, g_hyp, b_hyp, gc_hyp, bc_hyp, None)
             z = torch.addmm(z_b, h_hyp, z_w, out=zs[t])  # z_w = h_hyper W + b, z_b = h_hyper W
             torch.bmm(z.view(batch, 12, e).transpose(0, 1), ab_w, out=ab)  # α [8, B, n], β [4, B, n]
@@ -406,9 +407,6 @@ class HyperLSTMSequence(torch.autograd.Function):
         acc, acc_hyp = main.accumulators(batch), hyper.accumulators(batch)
         d_bias = x.new_zeros(batch if main.kernels is None else 1, 4 * n)  # sums of ∂b
         d_ab_w = torch.zeros_like(ab_w)
-        d_w_x, d_const = torch.zeros_like(w_x), torch.zeros_like(const)
-        d_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        d_xw = x.new_empty(batch, 4 * n + 4 * m)  # this step's ∂(x_t W_x + const)
         d_hw = x.new_empty(batch, 4 * n + 4 * m)  # this step's ∂(h W_hh) and ∂s_hyper: one multiply gives ∂h
         w_cat_t = torch.cat([w_hh, w_hyp_h], dim=1).t()
         w_hyp_hh_t, z_w_t, ab_w_t = w_hyp_hh.t(), z_w.t(), ab_w.transpose(1, 2)
@@ -419,9 +417,11 @@ class HyperLSTMSequence(torch.autograd.Function):
             dc = main.backward(t, dh, dc, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t], acc, ds,
                                None if d_out is None else d_out[:, t])
             z_blocks = zs[t].view(batch, 12, e).transpose(0, 1)
-            torch.bmm(z_blocks, ab_w, out=ab)  # α, β recomputed from the kept z
+            torch.bmm(z_blocks[:8], ab_w[:8], out=ab[:8])  # α recomputed from the kept z (β is not needed)
             torch.addmm(const, x[:, t], w_x, out=x_t)  # the input term again
-            # h W_hh_t is spent: it takes its ∂, for the weight gradient
+            # spent buffers take the gradients the weight multiplies need: h W_hh_t its own ∂, the
+            # main cell's tape at t ∂(x W_xh), the hyper cell's tape at t ∂s_hyper
+            d_xw = main.normed[t]
             _hyper_gates_backward(main.kernels, ds, ab, x_t, hw[t], d_ab, d_xw, d_hw, d_bias)
             d_ab_w.baddbmm_(z_blocks.transpose(1, 2), d_ab)
             torch.bmm(d_ab, ab_w_t, out=d_z)  # [12, B, e]
@@ -429,16 +429,18 @@ class HyperLSTMSequence(torch.autograd.Function):
             dhh = torch.addmm(dhh, zs[t], z_w_t)
             d_s_hyp = d_hw[:, 4 * n :]
             dch = hyper.backward(t, dhh, dch, g_hyp, b_hyp, gc_hyp, bc_hyp, None, acc_hyp, d_s_hyp)
-            hyper.normed[t] = d_s_hyp  # the hyper cell's step t is spent too: keep ∂s_hyper there
-            d_xw[:, 4 * n :] = d_s_hyp
-            d_const += d_xw
-            d_w_x.addmm_(x[:, t].t(), d_xw)
-            if d_x is not None:
-                d_x[:, t] = d_xw @ w_x.t()
+            hyper.normed[t] = d_s_hyp
             dh = d_hw @ w_cat_t
             dhh = d_s_hyp @ w_hyp_hh_t
         rows = steps * batch
         h_prev = main.hs[:-1].reshape(rows, n)
+        d_xw_parts = (main.normed, hyper.normed)  # ∂(x_t W_x + const), its 4n and 4m columns, every step
+        x_rows = x.transpose(0, 1).reshape(rows, -1)
+        d_w_x = torch.cat([x_rows.t() @ d.view(rows, -1) for d in d_xw_parts], dim=1)
+        d_const = torch.cat([d.sum(0) for d in d_xw_parts], dim=1)
+        d_x = None
+        if ctx.needs_input_grad[0]:
+            d_x = (main.normed @ w_x[:, : 4 * n].t()).add_(hyper.normed @ w_x[:, 4 * n :].t()).transpose(0, 1)
         d_s_hyp_all = hyper.normed.view(rows, 4 * m)
         d_w_hh = h_prev.t() @ hw.view(rows, 4 * n)  # Σ_t h_{t−1}ᵀ ∂(h W_hh)_t
         d_w_hyp_h = h_prev.t() @ d_s_hyp_all
