@@ -117,3 +117,13 @@ def test_work_buffers_are_reused_and_backward_runs_once(cell_class) -> None:
     out.sum().backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="one backward pass per forward"):
         out.sum().backward()
+
+
+@pytest.mark.parametrize("k", [5, 40])
+def test_input_weight_gradient_both_ways(k: int) -> None:
+    """Σ_t x_tᵀ d_t: the batched per-step form (small k) and the single multiply (large k)."""
+    from sketchrnn.model.fast import _input_weight_grad
+
+    x, d = torch.randn(30, 8, k, dtype=torch.float64), torch.randn(30, 8, 12, dtype=torch.float64)
+    expected = torch.einsum("tbk,tbp->kp", x, d)
+    assert_close(_input_weight_grad(x.transpose(0, 1).contiguous().transpose(0, 1), d), expected, 1e-12)
