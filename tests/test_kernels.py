@@ -10,7 +10,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import max_error
+from conftest import assert_close, max_error
 from sketchrnn.model import kernels
 from sketchrnn.model.cells import HyperLSTMCell, LayerNormLSTMCell, LSTMCell
 from sketchrnn.model.recurrence import dropout_masks, projection, run_cell
@@ -95,3 +95,23 @@ def test_compiler_errors_are_reported(monkeypatch, tmp_path) -> None:
     with pytest.raises(RuntimeError, match=r"cc failed on _kernels.cpp:\nerror: something is wrong"):
         kernels.build(str(fake))
     assert list(tmp_path.glob("*.so")) == []
+
+
+@pytest.mark.parametrize("cell_class", [LSTMCell, LayerNormLSTMCell, HyperLSTMCell])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inference_step_matches_the_cell(cell_class, dtype) -> None:
+    """The sampler's kernel step against the cell's own step, 20 steps from a random state."""
+    from sketchrnn.model.fast import step
+
+    torch.manual_seed(0)
+    cell = cell_class(5, 32).to(dtype)
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    state = state_ref = cell.split_state(torch.randn(7, cell.state_size, dtype=dtype))
+    with torch.inference_mode():
+        for t in range(20):
+            xw = 2 * torch.randn(7, cell.input_weight().shape[1], dtype=dtype)
+            state, state_ref = step(cell, xw, state), cell.step(xw, state_ref, None)
+    for got, want in zip(state, state_ref):
+        assert_close(got, want, 1e-5 if dtype == torch.float32 else 1e-12)

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from .data.strokes import pad_batch
 from .model import SketchRNN
+from .model.fast import step as cell_step
 from .model.mixture import split_output
 from .model.vae import STROKE_DIM
 
@@ -93,7 +94,7 @@ def sample(
     active = torch.arange(n, device=device)
     rows = torch.arange(n, device=device)
     for t in range(max_len):
-        state = cell.step(torch.addmm(constant, x, w_stroke), state, None)
+        state = cell_step(cell, torch.addmm(constant, x, w_stroke), state)  # fused kernels where they apply
         mix = split_output(model.output(cell.output(state)), m)
         a = len(active)
         k = _draw(mix.pi_logits, temperature, greedy, gen)  # mixture component j ~ Π(τ)
