@@ -24,7 +24,7 @@ def test_float32_activations_match_torch_over_the_whole_range() -> None:
     n = len(values)
     a = values.repeat(4)[None].clone()  # one row, gate blocks i, j, f, o
     c, c_next, tc, h = torch.zeros(1, n), torch.empty(1, n), torch.empty(1, n), torch.empty(1, n)
-    k.lstm_forward(1, n, a.data_ptr(), c.data_ptr(), None, c_next.data_ptr(), tc.data_ptr(), h.data_ptr())
+    k.lstm_forward(1, n, a.data_ptr(), c.data_ptr(), None, c_next.data_ptr(), tc.data_ptr(), h.data_ptr(), 1)
     sig, tanh = torch.sigmoid(values.double()), torch.tanh(values.double())
     for got, want, what in [(a[0, :n], sig, "sigmoid"), (a[0, n : 2 * n], tanh, "tanh")]:
         rel = ((got.double() - want).abs() / want.abs().clamp(min=1e-30)).max().item()

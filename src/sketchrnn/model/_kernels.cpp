@@ -16,6 +16,9 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace {
 
@@ -99,6 +102,26 @@ template <typename T> inline void moments(const T* x, int64_t n, T eps, T& mean,
   rstd = T(1) / std::sqrt(v / T(n) + eps);
 }
 
+// Runs body(r0, r1, part) over [0, rows) split into `threads` contiguous parts, on PyTorch's own
+// OpenMP threads (the library links the same libgomp, which the loader shares): those threads
+// wait for the next multiply meanwhile, so no thread is started or woken from sleep per call.
+// Built without OpenMP, or with threads = 1, the calling thread does it all.
+template <typename F> void for_rows(int64_t rows, int64_t threads, const F& body) {
+#ifdef _OPENMP
+  if (threads > 1 && rows > 1) {
+#pragma omp parallel num_threads(static_cast<int>(std::min(threads, rows)))
+    {
+      const int64_t parts = omp_get_num_threads(), part = omp_get_thread_num();
+      const int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
+      body(r0, r1, part);
+    }
+    return;
+  }
+#endif
+  (void)threads;
+  body(int64_t(0), rows, int64_t(0));
+}
+
 // ---- LSTM (magenta's LSTMCell; the forget bias is already in the pre-activations) ----------------
 //
 // A missing mask reads as ones and a missing extra ∂h as zeros, so that the inner loops have no
@@ -107,10 +130,10 @@ template <typename T> inline void moments(const T* x, int64_t n, T eps, T& mean,
 // a [rows, 4n]: pre-activations in, σ(i), tanh(j), σ(f), σ(o) out.
 // c' = c σ(f) + σ(i) tanh(j) m;  h' = tanh(c') σ(o)   (m: the recurrent-dropout mask, or 1)
 template <typename T>
-void lstm_forward(int64_t rows, int64_t n, T* a, const T* c, const T* mask, T* c_next, T* tc,
+void lstm_forward_rows(int64_t r0, int64_t r1, int64_t n, T* a, const T* c, const T* mask, T* c_next, T* tc,
                        T* h_next) {
   const std::vector<T> ones(mask ? 0 : n, T(1));
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     T* ar = a + r * 4 * n;
     const T* cr = c + r * n;
     const T* mr = mask ? mask + r * n : ones.data();
@@ -129,10 +152,10 @@ void lstm_forward(int64_t rows, int64_t n, T* a, const T* c, const T* mask, T* c
 // ∂h = dh (+ dh_extra), ∂c (in: from step t+1, out: to step t−1) and the activations `a` in; `a`
 // out: the gradients of the gate pre-activations.
 template <typename T>
-void lstm_backward(int64_t rows, int64_t n, const T* dh, const T* dh_extra, int64_t ld_extra, T* dc,
+void lstm_backward_rows(int64_t r0, int64_t r1, int64_t n, const T* dh, const T* dh_extra, int64_t ld_extra, T* dc,
                         T* a, const T* c, const T* tc, const T* mask) {
   const std::vector<T> ones(mask ? 0 : n, T(1)), zeros(dh_extra ? 0 : n, T(0));
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     T* ar = a + r * 4 * n;
     const T* mr = mask ? mask + r * n : ones.data();
     const T* xr = dh_extra ? dh_extra + r * ld_extra : zeros.data();
@@ -160,11 +183,11 @@ void lstm_backward(int64_t rows, int64_t n, const T* dh, const T* dh_extra, int6
 // c' = c σ(a_f + 1) + σ(a_i) tanh(a_j) m;  h' = tanh(LN(c') γc + βc) σ(a_o), LN(c')'s mean and 1/std
 // kept in c_mean, c_rstd [rows].
 template <typename T>
-void ln_forward(int64_t rows, int64_t n, const T* s, int64_t ld_s, const T* gamma, const T* beta,
+void ln_forward_rows(int64_t r0, int64_t r1, int64_t n, const T* s, int64_t ld_s, const T* gamma, const T* beta,
                      const T* gamma_c, const T* beta_c, const T* c, const T* mask, T eps, T forget_bias, T* normed,
                      T* rstd, T* c_next, T* c_mean, T* c_rstd, T* h_next) {
   const std::vector<T> ones(mask ? 0 : n, T(1));
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     const T* sr = s + r * ld_s;
     T* y = normed + r * 4 * n;
     for (int64_t k = 0; k < 4; ++k) {
@@ -202,7 +225,7 @@ void ln_forward(int64_t rows, int64_t n, const T* s, int64_t ld_s, const T* gamm
 // t−1, may alias) → ds [rows, 4n] (row stride ld_ds). The γ, β, γc, βc gradients are added into
 // acc [10n] (layout: γ 4n, β 4n, γc n, βc n).
 template <typename T>
-void ln_backward(int64_t rows, int64_t n, const T* dh, const T* dh_extra,
+void ln_backward_rows(int64_t r0, int64_t r1, int64_t n, const T* dh, const T* dh_extra,
                       int64_t ld_extra, T* dc, const T* normed, const T* rstd, const T* c, const T* c_next,
                       const T* c_mean, const T* c_rstd, const T* gamma, const T* beta, const T* gamma_c,
                       const T* beta_c, const T* mask, T forget_bias, T* ds, int64_t ld_ds, T* acc) {
@@ -215,7 +238,7 @@ void ln_backward(int64_t rows, int64_t n, const T* dh, const T* dh_extra,
   T* d_beta = d_gamma + 4 * n;
   T* d_gamma_c = d_beta + 4 * n;
   T* d_beta_c = d_gamma_c + n;
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     const T* y = normed + r * 4 * n;
     const T* xr = dh_extra ? dh_extra + r * ld_extra : zeros.data();
     const T* mr = mask ? mask + r * n : ones.data();
@@ -278,10 +301,10 @@ void ln_backward(int64_t rows, int64_t n, const T* dh, const T* dh_extra,
 // ab [12, rows, n]: α_x (blocks 0-3), α_h (4-7), β (8-11). For gate k:
 // s_k = α_x,k (x W_xh)_k + α_h,k (h W_hh)_k + β_k + b_k, written to s [rows, 4n].
 template <typename T>
-void hyper_gates_forward(int64_t rows, int64_t n, const T* ab, const T* bias,
+void hyper_gates_forward_rows(int64_t r0, int64_t r1, int64_t rows, int64_t n, const T* ab, const T* bias,
                               const T* xw, int64_t ld_xw, const T* hw, int64_t ld_hw, T* s) {
   const int64_t block = rows * n;
-  for (int64_t r = 0; r < rows; ++r)
+  for (int64_t r = r0; r < r1; ++r)
     for (int64_t k = 0; k < 4; ++k) {
       const T *ax = ab + k * block + r * n, *ah = ax + 4 * block, *b = ax + 8 * block;
       const T *x = xw + r * ld_xw + k * n, *h = hw + r * ld_hw + k * n, *bk = bias + k * n;
@@ -294,11 +317,11 @@ void hyper_gates_forward(int64_t rows, int64_t n, const T* ab, const T* bias,
 // Backward of hyper_gates_forward: from ∂s [rows, 4n], d_ab [12, rows, n] (∂α_x, ∂α_h, ∂β), ∂(x W_xh)
 // into d_xw, ∂(h W_hh) into d_hw and also over hw (spent), and ∂b added into d_bias [4n].
 template <typename T>
-void hyper_gates_backward(int64_t rows, int64_t n, const T* ds,
+void hyper_gates_backward_rows(int64_t r0, int64_t r1, int64_t rows, int64_t n, const T* ds,
                                const T* ab, const T* xw, int64_t ld_xw, T* hw, int64_t ld_hw, T* d_ab, T* d_xw,
                                int64_t ld_dxw, T* d_hw, int64_t ld_dhw, T* d_bias) {
   const int64_t block = rows * n;
-  for (int64_t r = 0; r < rows; ++r)
+  for (int64_t r = r0; r < r1; ++r)
     for (int64_t k = 0; k < 4; ++k) {
       const int64_t at = k * block + r * n;
       const T *d = ds + r * 4 * n + k * n, *x = xw + r * ld_xw + k * n, *ax = ab + at, *ah = ab + at + 4 * block;
@@ -315,6 +338,63 @@ void hyper_gates_backward(int64_t rows, int64_t n, const T* ds,
     }
 }
 
+
+// Entry points: the rows split over threads; accumulators hold one block per thread part.
+template <typename T>
+void lstm_forward(int64_t rows, int64_t n, T* a, const T* c, const T* mask, T* c_next, T* tc, T* h_next,
+                  int64_t threads) {
+  for_rows(rows, threads, [&](int64_t r0, int64_t r1, int64_t) {
+    lstm_forward_rows(r0, r1, n, a, c, mask, c_next, tc, h_next);
+  });
+}
+
+template <typename T>
+void lstm_backward(int64_t rows, int64_t n, const T* dh, const T* dh_extra, int64_t ld_extra, T* dc, T* a,
+                   const T* c, const T* tc, const T* mask, int64_t threads) {
+  for_rows(rows, threads, [&](int64_t r0, int64_t r1, int64_t) {
+    lstm_backward_rows(r0, r1, n, dh, dh_extra, ld_extra, dc, a, c, tc, mask);
+  });
+}
+
+template <typename T>
+void ln_forward(int64_t rows, int64_t n, const T* s, int64_t ld_s, const T* gamma, const T* beta, const T* gamma_c,
+                const T* beta_c, const T* c, const T* mask, T eps, T forget_bias, T* normed, T* rstd, T* c_next,
+                T* c_mean, T* c_rstd, T* h_next, int64_t threads) {
+  for_rows(rows, threads, [&](int64_t r0, int64_t r1, int64_t) {
+    ln_forward_rows(r0, r1, n, s, ld_s, gamma, beta, gamma_c, beta_c, c, mask, eps, forget_bias, normed, rstd, c_next,
+                    c_mean, c_rstd, h_next);
+  });
+}
+
+template <typename T>  // acc [threads, 10n]
+void ln_backward(int64_t rows, int64_t n, const T* dh, const T* dh_extra, int64_t ld_extra, T* dc, const T* normed,
+                 const T* rstd, const T* c, const T* c_next, const T* c_mean, const T* c_rstd, const T* gamma,
+                 const T* beta, const T* gamma_c, const T* beta_c, const T* mask, T forget_bias, T* ds, int64_t ld_ds,
+                 T* acc, int64_t threads) {
+  for_rows(rows, threads, [&](int64_t r0, int64_t r1, int64_t part) {
+    ln_backward_rows(r0, r1, n, dh, dh_extra, ld_extra, dc, normed, rstd, c, c_next, c_mean, c_rstd, gamma, beta,
+                     gamma_c, beta_c, mask, forget_bias, ds, ld_ds, acc + part * 10 * n);
+  });
+}
+
+template <typename T>
+void hyper_gates_forward(int64_t rows, int64_t n, const T* ab, const T* bias, const T* xw, int64_t ld_xw, const T* hw,
+                         int64_t ld_hw, T* s, int64_t threads) {
+  for_rows(rows, threads, [&](int64_t r0, int64_t r1, int64_t) {
+    hyper_gates_forward_rows(r0, r1, rows, n, ab, bias, xw, ld_xw, hw, ld_hw, s);
+  });
+}
+
+template <typename T>  // d_bias [threads, 4n]
+void hyper_gates_backward(int64_t rows, int64_t n, const T* ds, const T* ab, const T* xw, int64_t ld_xw, T* hw,
+                          int64_t ld_hw, T* d_ab, T* d_xw, int64_t ld_dxw, T* d_hw, int64_t ld_dhw, T* d_bias,
+                          int64_t threads) {
+  for_rows(rows, threads, [&](int64_t r0, int64_t r1, int64_t part) {
+    hyper_gates_backward_rows(r0, r1, rows, n, ds, ab, xw, ld_xw, hw, ld_hw, d_ab, d_xw, ld_dxw, d_hw, ld_dhw,
+                              d_bias + part * 4 * n);
+  });
+}
+
 }  // namespace
 
 // ---- C entry points: <name>_f32 and <name>_f64 ---------------------------------------------------
@@ -325,33 +405,33 @@ void hyper_gates_backward(int64_t rows, int64_t n, const T* ds,
   SK_EXPORT void NAME##_f64 PARAMS(double) { NAME<double> ARGS; }
 
 #define LSTM_FWD_PARAMS(T) \
-  (int64_t rows, int64_t n, T* a, const T* c, const T* mask, T* c_next, T* tc, T* h_next)
+  (int64_t rows, int64_t n, T* a, const T* c, const T* mask, T* c_next, T* tc, T* h_next, int64_t threads)
 #define LSTM_BWD_PARAMS(T)                                                                                  \
   (int64_t rows, int64_t n, const T* dh, const T* dh_extra, int64_t ld_extra, T* dc, T* a, const T* c, const T* tc, \
-   const T* mask)
+   const T* mask, int64_t threads)
 #define LN_FWD_PARAMS(T)                                                                                      \
   (int64_t rows, int64_t n, const T* s, int64_t ld_s, const T* gamma, const T* beta, const T* gamma_c,         \
    const T* beta_c, const T* c, const T* mask, double eps, double forget_bias, T* normed, T* rstd, T* c_next, \
-   T* c_mean, T* c_rstd, T* h_next)
+   T* c_mean, T* c_rstd, T* h_next, int64_t threads)
 #define LN_BWD_PARAMS(T)                                                                                           \
   (int64_t rows, int64_t n, const T* dh, const T* dh_extra, int64_t ld_extra, T* dc, const T* normed, const T* rstd, \
    const T* c, const T* c_next, const T* c_mean, const T* c_rstd, const T* gamma, const T* beta, const T* gamma_c,   \
-   const T* beta_c, const T* mask, double forget_bias, T* ds, int64_t ld_ds, T* acc)
+   const T* beta_c, const T* mask, double forget_bias, T* ds, int64_t ld_ds, T* acc, int64_t threads)
 #define HYPER_FWD_PARAMS(T)                                                                                   \
   (int64_t rows, int64_t n, const T* ab, const T* bias, const T* xw, int64_t ld_xw, const T* hw, int64_t ld_hw, \
-   T* s)
+   T* s, int64_t threads)
 #define HYPER_BWD_PARAMS(T)                                                                                       \
   (int64_t rows, int64_t n, const T* ds, const T* ab, const T* xw, int64_t ld_xw, T* hw, int64_t ld_hw, T* d_ab, \
-   T* d_xw, int64_t ld_dxw, T* d_hw, int64_t ld_dhw, T* d_bias)
+   T* d_xw, int64_t ld_dxw, T* d_hw, int64_t ld_dhw, T* d_bias, int64_t threads)
 
-SK_BOTH(lstm_forward, LSTM_FWD_PARAMS, (rows, n, a, c, mask, c_next, tc, h_next))
-SK_BOTH(lstm_backward, LSTM_BWD_PARAMS, (rows, n, dh, dh_extra, ld_extra, dc, a, c, tc, mask))
+SK_BOTH(lstm_forward, LSTM_FWD_PARAMS, (rows, n, a, c, mask, c_next, tc, h_next, threads))
+SK_BOTH(lstm_backward, LSTM_BWD_PARAMS, (rows, n, dh, dh_extra, ld_extra, dc, a, c, tc, mask, threads))
 SK_BOTH(ln_forward, LN_FWD_PARAMS,
         (rows, n, s, ld_s, gamma, beta, gamma_c, beta_c, c, mask, eps, forget_bias, normed, rstd, c_next, c_mean,
-         c_rstd, h_next))
+         c_rstd, h_next, threads))
 SK_BOTH(ln_backward, LN_BWD_PARAMS,
         (rows, n, dh, dh_extra, ld_extra, dc, normed, rstd, c, c_next, c_mean, c_rstd, gamma, beta, gamma_c, beta_c,
-         mask, forget_bias, ds, ld_ds, acc))
-SK_BOTH(hyper_gates_forward, HYPER_FWD_PARAMS, (rows, n, ab, bias, xw, ld_xw, hw, ld_hw, s))
+         mask, forget_bias, ds, ld_ds, acc, threads))
+SK_BOTH(hyper_gates_forward, HYPER_FWD_PARAMS, (rows, n, ab, bias, xw, ld_xw, hw, ld_hw, s, threads))
 SK_BOTH(hyper_gates_backward, HYPER_BWD_PARAMS,
-        (rows, n, ds, ab, xw, ld_xw, hw, ld_hw, d_ab, d_xw, ld_dxw, d_hw, ld_dhw, d_bias))
+        (rows, n, ds, ab, xw, ld_xw, hw, ld_hw, d_ab, d_xw, ld_dxw, d_hw, ld_dhw, d_bias, threads))

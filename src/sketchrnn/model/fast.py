@@ -110,7 +110,7 @@ class LSTMSequence(torch.autograd.Function):
         hs = POOL.take(x, steps + 1, cells, batch, n)
         tcs = POOL.take(x, steps, cells, batch, n)  # tanh(c_t)
         cs[0], hs[0] = c0, h0
-        masks, k = _dense(masks), kernels.for_tensor(x)
+        masks, k, threads = _dense(masks), kernels.for_tensor(x), torch.get_num_threads()
         for t in range(steps):
             a = acts[t]
             if cells == 1:  # gates = x_t W_x + const + h W_hh
@@ -119,7 +119,7 @@ class LSTMSequence(torch.autograd.Function):
                 torch.baddbmm(const, x[:, :, t], w_x, out=a).baddbmm_(hs[t], w_hh)
             if k is not None:  # the rest of the step in one pass (the same maths as below)
                 k.lstm_forward(cells * batch, n, a.data_ptr(), cs[t].data_ptr(), None if masks is None else masks[t].data_ptr(),
-                               cs[t + 1].data_ptr(), tcs[t].data_ptr(), hs[t + 1].data_ptr())
+                               cs[t + 1].data_ptr(), tcs[t].data_ptr(), hs[t + 1].data_ptr(), threads)
                 continue
             a[..., :n].sigmoid_()
             a[..., n : 2 * n].tanh_()
@@ -141,12 +141,12 @@ class LSTMSequence(torch.autograd.Function):
         w_t = w_hh.transpose(1, 2)
         scratch, deriv = acts.new_empty(cells, batch, width), acts.new_empty(cells, batch, width)  # per-step scratch
         one = acts.new_ones(())
-        d_out, k = _dense(d_out), kernels.for_tensor(acts)
+        d_out, k, threads = _dense(d_out), kernels.for_tensor(acts), torch.get_num_threads()
         for t in reversed(range(steps)):
             if k is not None:  # ∂ of the gates over step t's activations and ∂c_t in place, in one pass
                 k.lstm_backward(cells * batch, n, dh.data_ptr(), None if d_out is None else d_out[:, :, t].data_ptr(),
                                 steps * n, dc.data_ptr(), acts[t].data_ptr(), cs[t].data_ptr(), tcs[t].data_ptr(),
-                                None if masks is None else masks[t].data_ptr())
+                                None if masks is None else masks[t].data_ptr(), threads)
                 dh = torch.mm(acts[t, 0], w_t[0])[None] if cells == 1 else torch.bmm(acts[t], w_t)
                 continue
             if d_out is not None:
@@ -217,7 +217,7 @@ class _LNCellTape:
         self.cs = POOL.take(ref, steps + 1, batch, n)
         self.hs = POOL.take(ref, steps + 1, batch, n)
         self.c_stats = POOL.take(ref, steps, 2, batch, 1)  # mean, 1/std of c_t
-        self.kernels = kernels.for_tensor(ref)
+        self.kernels, self.threads = kernels.for_tensor(ref), torch.get_num_threads()
 
     def tensors(self) -> tuple[Tensor, ...]:
         return self.normed, self.rstd, self.cs, self.hs, self.c_stats
@@ -227,7 +227,7 @@ class _LNCellTape:
         tape = cls.__new__(cls)
         tape.normed, tape.rstd, tape.cs, tape.hs, tape.c_stats = tensors
         tape.n = tape.cs.shape[-1]
-        tape.kernels = kernels.for_tensor(tape.cs)
+        tape.kernels, tape.threads = kernels.for_tensor(tape.cs), torch.get_num_threads()
         return tape
 
     def forward(self, t: int, s: Tensor, gamma, beta, gamma_c, beta_c, mask: Tensor | None) -> Tensor:
@@ -238,7 +238,8 @@ class _LNCellTape:
             k.ln_forward(batch, n, s.data_ptr(), s.stride(0), gamma.data_ptr(), beta.data_ptr(), gamma_c.data_ptr(),
                          beta_c.data_ptr(), self.cs[t].data_ptr(), _ptr(mask), LN_EPSILON, FORGET_BIAS,
                          self.normed[t].data_ptr(), self.rstd[t].data_ptr(), self.cs[t + 1].data_ptr(),
-                         self.c_stats[t, 0].data_ptr(), self.c_stats[t, 1].data_ptr(), self.hs[t + 1].data_ptr())
+                         self.c_stats[t, 0].data_ptr(), self.c_stats[t, 1].data_ptr(), self.hs[t + 1].data_ptr(),
+                         self.threads)
             return self.hs[t + 1]
         out, _, r = torch.native_layer_norm(s.view(batch, 4, n), (n,), None, None, LN_EPSILON)  # LN per gate
         normed = self.normed[t]
@@ -253,8 +254,8 @@ class _LNCellTape:
         return torch.mul(u, a[:, 3 * n :], out=self.hs[t + 1])  # h' = tanh(LN(c')) σ(o)
 
     def accumulators(self, batch: int) -> Tensor:
-        """Zeroed sums of the γ, β, γc, βc gradients [P, 10n] (P: 1 for the kernels, else one per row)."""
-        return self.cs.new_zeros(1 if self.kernels is not None else batch, 10 * self.n)
+        """Zeroed sums of the γ, β, γc, βc gradients [P, 10n] (P: the kernels' threads, else one per row)."""
+        return self.cs.new_zeros(self.threads if self.kernels is not None else batch, 10 * self.n)
 
     def param_grads(self, acc: Tensor) -> tuple[Tensor, ...]:
         """(∂γ, ∂β, ∂γc, ∂βc) from the accumulators."""
@@ -273,7 +274,7 @@ class _LNCellTape:
                           dc.data_ptr(), self.normed[t].data_ptr(), self.rstd[t].data_ptr(), self.cs[t].data_ptr(),
                           self.cs[t + 1].data_ptr(), self.c_stats[t, 0].data_ptr(), self.c_stats[t, 1].data_ptr(),
                           gamma.data_ptr(), beta.data_ptr(), gamma_c.data_ptr(), beta_c.data_ptr(), _ptr(mask),
-                          FORGET_BIAS, ds.data_ptr(), ds.stride(0), acc.data_ptr())
+                          FORGET_BIAS, ds.data_ptr(), ds.stride(0), acc.data_ptr(), self.threads)
             return dc
         if dh_extra is not None:
             dh = dh + dh_extra
@@ -386,7 +387,7 @@ class HyperLSTMSequence(torch.autograd.Function):
             h_hyp = hyper.forward(t, s_hyp, g_hyp, b_hyp, gc_hyp, bc_hyp, None)
             z = torch.addmm(z_b, h_hyp, z_w, out=zs[t])  # z_w = h_hyper W + b, z_b = h_hyper W
             torch.bmm(z.view(batch, 12, e).transpose(0, 1), ab_w, out=ab)  # α [8, B, n], β [4, B, n]
-            _hyper_gates(main.kernels, ab, bias, x_t, p, s)
+            _hyper_gates(main.kernels, ab, bias, x_t, p, s, main.threads)
             main.forward(t, s, gamma, beta, gamma_c, beta_c, None if masks is None else masks[t])
         ctx.save_for_backward(x, w_x, const, w_hh, w_hyp_h, w_hyp_hh, z_w, ab_w, g_hyp, b_hyp, gc_hyp, bc_hyp, gamma, beta, gamma_c,
                               beta_c, masks, hw, zs, *main.tensors(), *hyper.tensors())
@@ -405,7 +406,7 @@ class HyperLSTMSequence(torch.autograd.Function):
         dh, dc = _initial(d_h_last, main.hs), _initial(d_c_last, main.cs)
         dhh, dch = _initial(d_hh_last, hyper.hs), _initial(d_ch_last, hyper.cs)
         acc, acc_hyp = main.accumulators(batch), hyper.accumulators(batch)
-        d_bias = x.new_zeros(batch if main.kernels is None else 1, 4 * n)  # sums of ∂b
+        d_bias = x.new_zeros(batch if main.kernels is None else main.threads, 4 * n)  # sums of ∂b
         d_ab_w = torch.zeros_like(ab_w)
         d_hw = x.new_empty(batch, 4 * n + 4 * m)  # this step's ∂(h W_hh) and ∂s_hyper: one multiply gives ∂h
         w_cat_t = torch.cat([w_hh, w_hyp_h], dim=1).t()
@@ -422,7 +423,7 @@ class HyperLSTMSequence(torch.autograd.Function):
             # spent buffers take the gradients the weight multiplies need: h W_hh_t its own ∂, the
             # main cell's tape at t ∂(x W_xh), the hyper cell's tape at t ∂s_hyper
             d_xw = main.normed[t]
-            _hyper_gates_backward(main.kernels, ds, ab, x_t, hw[t], d_ab, d_xw, d_hw, d_bias)
+            _hyper_gates_backward(main.kernels, ds, ab, x_t, hw[t], d_ab, d_xw, d_hw, d_bias, main.threads)
             d_ab_w.baddbmm_(z_blocks.transpose(1, 2), d_ab)
             torch.bmm(d_ab, ab_w_t, out=d_z)  # [12, B, e]
             zs[t].view(batch, 12, e).copy_(d_z.transpose(0, 1))
@@ -471,28 +472,29 @@ def _blocks(t: Tensor, n: int) -> Tensor:
     return t.view(t.shape[0], 4, n).transpose(0, 1)
 
 
-def _hyper_gates(k: kernels.Kernels | None, ab: Tensor, bias: Tensor, x_t: Tensor, hw: Tensor, s: Tensor) -> None:
+def _hyper_gates(k: kernels.Kernels | None, ab: Tensor, bias: Tensor, x_t: Tensor, hw: Tensor, s: Tensor,
+                 threads: int) -> None:
     """The main cell's raw pre-activations into `s [B, 4n]`: per gate block k,
     s_k = α_x,k (x W_xh)_k + α_h,k (h W_hh)_k + β_k + b_k, from `ab [12, B, n]` (α_x, α_h, β),
     `x_t [B, ≥4n]` (x W_xh in its first 4n columns) and `hw [B, 4n]`."""
     batch, n = hw.shape[0], hw.shape[1] // 4
     if k is not None:
         k.hyper_gates_forward(batch, n, ab.data_ptr(), bias.data_ptr(), x_t.data_ptr(), x_t.stride(0), hw.data_ptr(),
-                              hw.stride(0), s.data_ptr())
+                              hw.stride(0), s.data_ptr(), threads)
         return
     gates = torch.addcmul(ab[8:] + bias.view(4, 1, n), ab[:4], _blocks(x_t[:, : 4 * n], n))
     _blocks(s, n).copy_(gates.addcmul_(ab[4:8], _blocks(hw, n)))
 
 
 def _hyper_gates_backward(k: kernels.Kernels | None, ds: Tensor, ab: Tensor, x_t: Tensor, hw: Tensor, d_ab: Tensor,
-                          d_xw: Tensor, d_hw: Tensor, d_bias: Tensor) -> None:
+                          d_xw: Tensor, d_hw: Tensor, d_bias: Tensor, threads: int) -> None:
     """From ∂s `ds [B, 4n]`: ∂α_x, ∂α_h, ∂β into `d_ab [12, B, n]`, ∂(x W_xh) into `d_xw[:, :4n]`,
     ∂(h W_hh) into `d_hw[:, :4n]` and over `hw`; ∂b added into the sums `d_bias`."""
     batch, n = ds.shape[0], ds.shape[1] // 4
     if k is not None:
         k.hyper_gates_backward(batch, n, ds.data_ptr(), ab.data_ptr(), x_t.data_ptr(), x_t.stride(0), hw.data_ptr(),
                                hw.stride(0), d_ab.data_ptr(), d_xw.data_ptr(), d_xw.stride(0), d_hw.data_ptr(),
-                               d_hw.stride(0), d_bias.data_ptr())
+                               d_hw.stride(0), d_bias.data_ptr(), threads)
         return
     d_bias += ds
     d_gates = _blocks(ds, n)
@@ -544,7 +546,8 @@ def step(cell: RecurrentCell, xw: Tensor, state: tuple[Tensor, ...]) -> tuple[Te
         c, h = (s.contiguous() for s in state)
         gates = torch.addmm(xw, h, cell.W_hh)  # x W_xh + b (+1 on f, in xw) + h W_hh
         c2, tc, h2 = torch.empty_like(c), torch.empty_like(c), torch.empty_like(h)
-        k.lstm_forward(batch, n, gates.data_ptr(), c.data_ptr(), None, c2.data_ptr(), tc.data_ptr(), h2.data_ptr())
+        k.lstm_forward(batch, n, gates.data_ptr(), c.data_ptr(), None, c2.data_ptr(), tc.data_ptr(), h2.data_ptr(),
+                       torch.get_num_threads())
         return c2, h2
     if type(cell) is LayerNormLSTMCell:
         h, c = (s.contiguous() for s in state)
@@ -558,7 +561,7 @@ def step(cell: RecurrentCell, xw: Tensor, state: tuple[Tensor, ...]) -> tuple[Te
         z = torch.addmm(z_b, hh2, z_w)
         ab = torch.bmm(z.view(batch, 12, -1).transpose(0, 1), ab_w)  # α [8, B, n], β [4, B, n]
         s = torch.empty(batch, 4 * n, dtype=xw.dtype)
-        _hyper_gates(k, ab, cell.bias, xw, h @ cell.W_hh, s)
+        _hyper_gates(k, ab, cell.bias, xw, h @ cell.W_hh, s, torch.get_num_threads())
         h2, c2 = _ln_step(k, s, c, cell)
         return h2, hh2, c2, ch2
     return cell.step(xw, state, None)
@@ -572,5 +575,5 @@ def _ln_step(k: kernels.Kernels, s: Tensor, c: Tensor, cell) -> tuple[Tensor, Te
     k.ln_forward(batch, n, s.data_ptr(), s.stride(0), cell.ln_all_gamma.data_ptr(), cell.ln_all_beta.data_ptr(),
                  cell.ln_c_gamma.data_ptr(), cell.ln_c_beta.data_ptr(), c.data_ptr(), None, LN_EPSILON, FORGET_BIAS,
                  normed.data_ptr(), rstd.data_ptr(), c2.data_ptr(), stats[0].data_ptr(), stats[1].data_ptr(),
-                 h2.data_ptr())
+                 h2.data_ptr(), torch.get_num_threads())
     return h2, c2

@@ -31,12 +31,12 @@ ENABLED = os.environ.get("SKETCHRNN_KERNELS", "1") != "0"  # tests switch it to 
 
 _P, _I, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
 _SIGNATURES = {  # argument types of each entry point (pointers P, integers I, doubles D)
-    "lstm_forward": "IIPPPPPP",
-    "lstm_backward": "IIPPIPPPPP",
-    "ln_forward": "IIPIPPPPPPDDPPPPPP",
-    "ln_backward": "IIPPIPPPPPPPPPPPPDPIP",
-    "hyper_gates_forward": "IIPPPIPIP",
-    "hyper_gates_backward": "IIPPPIPIPPIPIP",
+    "lstm_forward": "IIPPPPPPI",
+    "lstm_backward": "IIPPIPPPPPI",
+    "ln_forward": "IIPIPPPPPPDDPPPPPPI",
+    "ln_backward": "IIPPIPPPPPPPPPPPPDPIPI",
+    "hyper_gates_forward": "IIPPPIPIPI",
+    "hyper_gates_backward": "IIPPPIPIPPIPIPI",
 }
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
@@ -67,11 +67,23 @@ def cache_dir() -> Path:
     return Path(base) / "sketchrnn"
 
 
+def _torch_uses_libgomp() -> bool:
+    """Whether this process already has GNU OpenMP loaded as ``libgomp.so.1`` (PyTorch's Linux builds
+    do): a library built with -fopenmp then shares that runtime and its threads instead of bringing
+    a second one."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+    return any(line.endswith("/libgomp.so.1") for line in maps.splitlines())
+
+
 def _flags() -> list[str]:
-    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
-             "-pthread"]
+    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
     if platform.machine().lower() in ("x86_64", "amd64") and torch.backends.cpu.get_cpu_capability() != "DEFAULT":
         flags += ["-mavx2", "-mfma"]  # what torch itself found this CPU to have
+    if _torch_uses_libgomp():
+        flags.append("-fopenmp")  # rows split over PyTorch's own OpenMP threads (else one thread)
     return flags
 
 
