@@ -115,3 +115,25 @@ def test_inference_step_matches_the_cell(cell_class, dtype) -> None:
             state, state_ref = step(cell, xw, state), cell.step(xw, state_ref, None)
     for got, want in zip(state, state_ref):
         assert_close(got, want, 1e-5 if dtype == torch.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("cell_class", [LSTMCell, LayerNormLSTMCell, HyperLSTMCell])
+def test_rows_split_over_threads_give_the_same_numbers(cell_class) -> None:
+    """The kernels split their rows over PyTorch's threads (per-thread sums for ∂γ, ∂β, ∂b): 1 and 3
+    threads agree in float64."""
+    torch.manual_seed(0)
+    cell = cell_class(5, 16).double()
+    x = torch.randn(7, 12, 5, dtype=torch.float64)
+    masks = dropout_masks((12, 7, 16), 0.8, dtype=torch.float64)
+    before, results = torch.get_num_threads(), []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            cell.zero_grad()
+            out, _ = run_cell(cell, projection(cell, x), cell.zero_state(7, dtype=torch.float64), masks, fast=True)
+            (out * torch.linspace(-1, 1, 16, dtype=torch.float64)).sum().backward()
+            results.append([out.detach(), *(p.grad.clone() for p in cell.parameters())])
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*results):
+        assert_close(a, b, 1e-12)
