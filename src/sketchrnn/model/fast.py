@@ -6,9 +6,11 @@ needs (the LSTM's gate activations; the layer-normed cells' normalised pre-activ
 statistics, from which the activations are recomputed); the backward loop does the per-step work with one small matrix multiply (the
 gradient into h) and the recurrent weight gradient is one large multiply over all steps at the
 end. The input term x_t W_x + const is formed step by step inside the loop from its factors, so
-no [B, T, 4n] projection is ever stored. `recurrence.run_cell` uses this path whenever gradients
-are needed; the plain path (autograd through the cells' `step`) stays as the reference and the
-tests hold the two together.
+no [B, T, 4n] projection is ever stored. The element-wise rest of each step runs as one fused C++
+kernel (`kernels.py`) where it can, else as the PyTorch operations written beside it (the same
+maths). `recurrence.run_cell` uses this path whenever gradients are needed; the plain path
+(autograd through the cells' `step`) stays as the reference and the tests hold them together.
+`step` is the sampler's inference step through the same kernels.
 """
 
 from __future__ import annotations
