@@ -3,9 +3,8 @@
 // The fast path (fast.py) does each step's matrix multiplies with PyTorch; what remains of a step
 // (layer norms, gate activations, the cell update, recurrent dropout, the hyper network's scaling,
 // and their gradients) is some forty element-wise operations, each a pass over memory and a
-// dispatch. Here each is one or two passes per row, on the calling thread: measured, starting
-// threads per call cost more than they saved, and PyTorch's own threads wait for the next multiply
-// on the other cores meanwhile. Arrays are row-major; `ld_*` is a row stride in elements.
+// dispatch. Here each is one or two passes per row, the rows split over PyTorch's OpenMP threads
+// (see for_rows). Arrays are row-major; `ld_*` is a row stride in elements.
 // The maths is written out once per cell, next to the PyTorch steps it replaces (fast.py), and the
 // tests hold the two to each other in float64 and float32.
 //
