@@ -145,30 +145,29 @@ class LSTMSequence(torch.autograd.Function):
         one = acts.new_ones(())
         d_out, k, threads = _dense(d_out), kernels.for_tensor(acts), torch.get_num_threads()
         for t in reversed(range(steps)):
-            if k is not None:  # ∂ of the gates over step t's activations and ∂c_t in place, in one pass
+            # step t's activations are not needed again: its gate gradients take their place
+            if k is not None:  # ∂ of the gates and ∂c_t in place, in one pass
                 k.lstm_backward(cells * batch, n, dh.data_ptr(), None if d_out is None else d_out[:, :, t].data_ptr(),
                                 steps * n, dc.data_ptr(), acts[t].data_ptr(), cs[t].data_ptr(), tcs[t].data_ptr(),
                                 None if masks is None else masks[t].data_ptr(), threads)
-                dh = torch.mm(acts[t, 0], w_t[0])[None] if cells == 1 else torch.bmm(acts[t], w_t)
-                continue
-            if d_out is not None:
-                dh = dh + d_out[:, :, t]
-            a, tc, dg = acts[t], tcs[t], scratch
-            i, g, f, o = a[..., :n], a[..., n : 2 * n], a[..., 2 * n : 3 * n], a[..., 3 * n :]
-            dc = dc.addcmul(dh * o, torch.addcmul(one, tc, tc, value=-1))  # ∂c += ∂h · σ(o) · (1 − tanh²c)
-            gm = g if masks is None else g * masks[t]
-            torch.mul(dc, gm, out=dg[..., :n])  # ∂σ(i)
-            torch.mul(dc, i, out=dg[..., n : 2 * n])  # ∂g
-            if masks is not None:
-                dg[..., n : 2 * n] *= masks[t]
-            torch.mul(dc, cs[t], out=dg[..., 2 * n : 3 * n])  # ∂σ(f)
-            torch.mul(dh, tc, out=dg[..., 3 * n :])  # ∂σ(o)
-            torch.addcmul(a, a, a, value=-1, out=deriv)  # σ' = σ − σ² on i, f, o
-            torch.addcmul(one, g, g, value=-1, out=deriv[..., n : 2 * n])  # tanh' = 1 − tanh² on j
-            dc = dc * f
-            # step t's activations are not needed again: its gate gradients take their place
-            dg = torch.mul(dg, deriv, out=a)
-            dh = torch.mm(dg[0], w_t[0])[None] if cells == 1 else torch.bmm(dg, w_t)
+            else:
+                if d_out is not None:
+                    dh = dh + d_out[:, :, t]
+                a, tc, dg = acts[t], tcs[t], scratch
+                i, g, f, o = a[..., :n], a[..., n : 2 * n], a[..., 2 * n : 3 * n], a[..., 3 * n :]
+                dc = dc.addcmul(dh * o, torch.addcmul(one, tc, tc, value=-1))  # ∂c += ∂h · σ(o) · (1 − tanh²c)
+                gm = g if masks is None else g * masks[t]
+                torch.mul(dc, gm, out=dg[..., :n])  # ∂σ(i)
+                torch.mul(dc, i, out=dg[..., n : 2 * n])  # ∂g
+                if masks is not None:
+                    dg[..., n : 2 * n] *= masks[t]
+                torch.mul(dc, cs[t], out=dg[..., 2 * n : 3 * n])  # ∂σ(f)
+                torch.mul(dh, tc, out=dg[..., 3 * n :])  # ∂σ(o)
+                torch.addcmul(a, a, a, value=-1, out=deriv)  # σ' = σ − σ² on i, f, o
+                torch.addcmul(one, g, g, value=-1, out=deriv[..., n : 2 * n])  # tanh' = 1 − tanh² on j
+                dc = dc * f
+                torch.mul(dg, deriv, out=a)
+            dh = torch.mm(acts[t, 0], w_t[0])[None] if cells == 1 else torch.bmm(acts[t], w_t)
         d_gates = acts
         # the weight gradients: one large multiply per cell over all steps
         rows = steps * batch
