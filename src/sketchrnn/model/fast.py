@@ -552,29 +552,26 @@ def step(cell: RecurrentCell, xw: Tensor, state: tuple[Tensor, ...]) -> tuple[Te
         return c2, h2
     if type(cell) is LayerNormLSTMCell:
         h, c = (s.contiguous() for s in state)
-        return _ln_step(k, torch.addmm(xw, h, cell.W_hh), c, cell)
+        return _ln_step(torch.addmm(xw, h, cell.W_hh), c, cell)
     if type(cell) is HyperLSTMCell:
         h, hh, c, ch = (s.contiguous() for s in state)
         hyper, kx = cell.hyper_cell, cell.input_size
         s_hyp = torch.addmm(xw[:, 4 * n :], h, hyper.W_xh[kx:]).addmm_(hh, hyper.W_hh)  # the hyper cell reads [x, h]
-        hh2, ch2 = _ln_step(k, s_hyp, ch, hyper)
+        hh2, ch2 = _ln_step(s_hyp, ch, hyper)
         z_w, z_b, ab_w = _hyper_heads(cell.zw_w, cell.zw_b, cell.zb_w, cell.alpha_w, cell.beta_w)
         z = torch.addmm(z_b, hh2, z_w)
         ab = torch.bmm(z.view(batch, 12, -1).transpose(0, 1), ab_w)  # α [8, B, n], β [4, B, n]
         s = torch.empty(batch, 4 * n, dtype=xw.dtype)
         _hyper_gates(k, ab, cell.bias, xw, h @ cell.W_hh, s, torch.get_num_threads())
-        h2, c2 = _ln_step(k, s, c, cell)
+        h2, c2 = _ln_step(s, c, cell)
         return h2, hh2, c2, ch2
     return cell.step(xw, state, None)
 
 
-def _ln_step(k: kernels.Kernels, s: Tensor, c: Tensor, cell) -> tuple[Tensor, Tensor]:
-    """(h', c') of a LayerNorm-LSTM step from its raw pre-activations `s [B, 4n]` (inference)."""
-    batch, n = c.shape
-    normed, rstd, stats = s.new_empty(batch, 4 * n), s.new_empty(batch, 4), s.new_empty(2, batch)
-    h2, c2 = torch.empty_like(c), torch.empty_like(c)
-    k.ln_forward(batch, n, s.data_ptr(), s.stride(0), cell.ln_all_gamma.data_ptr(), cell.ln_all_beta.data_ptr(),
-                 cell.ln_c_gamma.data_ptr(), cell.ln_c_beta.data_ptr(), c.data_ptr(), None, LN_EPSILON, FORGET_BIAS,
-                 normed.data_ptr(), rstd.data_ptr(), c2.data_ptr(), stats[0].data_ptr(), stats[1].data_ptr(),
-                 h2.data_ptr(), torch.get_num_threads())
-    return h2, c2
+def _ln_step(s: Tensor, c: Tensor, cell) -> tuple[Tensor, Tensor]:
+    """(h', c') of a LayerNorm-LSTM step from its raw pre-activations `s [B, 4n]`: the tape's step
+    over a tape one step long (inference)."""
+    tape = _LNCellTape(s, 1, *c.shape)
+    tape.cs[0] = c
+    h = tape.forward(0, s, cell.ln_all_gamma, cell.ln_all_beta, cell.ln_c_gamma, cell.ln_c_beta, None)
+    return h, tape.cs[1]
