@@ -51,6 +51,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..atomic import atomic_write_json
+from ..cache import cache_dir
 from .npz import DataFileError, load_npz
 
 try:
@@ -99,11 +100,6 @@ def bundled_path(name: str = "aaron_sheep") -> Path:
     if name not in BUNDLED:
         raise ValueError(f"no bundled dataset {name!r}; bundled: {', '.join(BUNDLED)}")
     return Path(str(resources.files("sketchrnn") / "datasets" / f"{name}.npz"))
-
-
-def cache_dir() -> Path:
-    """The directory downloaded datasets are kept in."""
-    return Path(os.environ.get("SKETCHRNN_CACHE") or Path.home() / ".cache" / "sketchrnn")
 
 
 def quickdraw_root(base_url: str | None = None) -> str:

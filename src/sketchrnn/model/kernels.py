@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..cache import cache_dir
+
 SOURCE = Path(__file__).with_name("_kernels.cpp")
 ENABLED = os.environ.get("SKETCHRNN_KERNELS", "1") != "0"  # tests switch it to compare both paths
 
@@ -57,14 +59,6 @@ _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _bound: dict[torch.dtype, Kernels] = {}
 _failed = False
-
-
-def cache_dir() -> Path:
-    """Where compiled kernels are kept."""
-    if os.environ.get("SKETCHRNN_CACHE"):
-        return Path(os.environ["SKETCHRNN_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "sketchrnn"
 
 
 def _torch_uses_libgomp() -> bool:
