@@ -20,6 +20,7 @@ import threading
 import torch
 from torch import Tensor
 
+from .. import cpu
 from . import kernels
 from .cells import FORGET_BIAS, LN_EPSILON, HyperLSTMCell, LayerNormLSTMCell, LSTMCell, RecurrentCell
 
@@ -539,6 +540,7 @@ def lstm_sequence(x: Tensor, w_x: Tensor, const: Tensor, w_hh: Tensor, c0: Tenso
 def step(cell: RecurrentCell, xw: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """One inference step of `cell` (no dropout, no gradients) with the fused kernels where they
     apply, else `cell.step`: the same maths, for the sampler's loop."""
+    cpu.adapt()  # threads for the cores other programs leave free
     k = kernels.for_tensor(xw)
     if k is None or torch.is_grad_enabled():
         return cell.step(xw, state, None)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .. import cpu
 from .cells import HyperLSTMCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, State
 from .fast import hyper_sequence, layer_norm_lstm_sequence, lstm_sequence
 
@@ -67,6 +68,7 @@ def run_cell(
     ``[B, T, n]`` and the state after the last step. `fast` (default `FAST_PATH`) takes the
     hand-written backward through time (`fast.py`) when gradients are needed.
     """
+    cpu.adapt()  # threads for the cores other programs leave free
     if (FAST_PATH if fast is None else fast) and torch.is_grad_enabled():
         x, w, const = inputs.x, inputs.weight, inputs.constant_rows()
         if isinstance(cell, LSTMCell):
@@ -101,6 +103,7 @@ def run_cells_side_by_side(
     arithmetic (the default encoder, 256 units x batch 100, ran 20-30% slower stacked), so larger
     cells each run on their own.
     """
+    cpu.adapt()
     same_lstm = all(type(c) is LSTMCell and c.W_hh.shape == cells[0].W_hh.shape for c in cells)
     small = inputs[0].x.shape[0] * cells[0].W_hh.shape[1] <= SIDE_BY_SIDE_MAX_ELEMENTS
     if FAST_PATH and same_lstm and small and torch.is_grad_enabled():
