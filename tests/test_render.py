@@ -255,7 +255,7 @@ def test_png_empty_sketch_is_blank():
 
 def test_grid_png_cells(tmp_path):
     layout = [[sheep(0), None, sheep(1)], [None, sheep(2)]]
-    img = grid_png(layout, cell_size=96, labels=["originals", "samples"], label_width=70)
+    img = grid_png(layout, cell_size=96, labels=["originals", "samples"], label_width=70, borders=False)
     assert img.size == (70 + 3 * 96, 2 * 96)
     mask = dark(img)
     for r in range(2):
@@ -270,6 +270,25 @@ def test_grid_png_cells(tmp_path):
     target = save_grid_png(layout, tmp_path / "grid.png", cell_size=96)
     with Image.open(target) as back:
         assert back.size == (3 * 96, 2 * 96)
+
+
+def test_grid_cells_that_hold_a_sketch_are_framed():
+    """A one-point sketch in a grid reads as a result: every cell with a sketch has a light grey
+    frame; blank cells (None, an empty sketch) have none, and the frame is never mistaken for ink."""
+    dot = np.array([[0.0, 0.0, 1.0]])
+    layout = [[sheep(0), dot], [np.zeros((0, 3)), None]]
+    img = np.asarray(grid_png(layout, cell_size=64))
+    for r, c in [(0, 0), (0, 1)]:
+        cell = img[r * 64:(r + 1) * 64, c * 64:(c + 1) * 64]
+        edges = [cell[0, 5:-5], cell[-1, 5:-5], cell[5:-5, 0], cell[5:-5, -1]]
+        assert all((e == 200).all() for e in edges), (r, c)
+    assert (img[64:] == 255).all()  # the blank cells stay white
+    assert dark(Image.fromarray(img[:64, 64:])).sum() < 30  # the one-point sketch: a dot inside its frame
+    root = ET.fromstring(grid_svg(layout, cell_size=50))
+    frames = [e for e in root.iter(SVG_NS + "rect") if e.get("class") == "cell-border"]
+    assert sorted((float(f.get("x")), float(f.get("y"))) for f in frames) == [(0.5, 0.5), (50.5, 0.5)]
+    assert not [e for e in ET.fromstring(grid_svg(layout, cell_size=50, borders=False)).iter(SVG_NS + "rect")
+                if e.get("class") == "cell-border"]
 
 
 # ------------------------------------------------------------------------------------------ GIF

@@ -2,7 +2,9 @@
 
 A layout is a sequence of rows, each a sequence of sketches; ``layout[row][col]`` is drawn centred
 and scaled uniformly to fit its cell, and None (or an empty sketch) leaves the cell blank.
-Optional row labels go in a column on the left, optional column labels in a header row.
+Optional row labels go in a column on the left, optional column labels in a header row. Each cell
+that holds a sketch (an empty one too) is framed by a thin grey border unless `borders=False`, so
+that a sketch of one point reads as a result and not as a stray mark.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ._common import (
-    Layout, PathLike, as_labels, as_layout, as_strokes, fit_lines, lines_of, pair, path_data,
+    Layout, PathLike, as_labels, as_layout, as_strokes, fit_lines, fmt, lines_of, pair, path_data,
     positive,
 )
 from .raster import _check_mode, _finish, _pil, default_margin, render_png, save_image
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["grid_from_list", "grid_svg", "grid_png", "save_grid_svg", "save_grid_png"]
 
 Sketches = Sequence[Sequence[Optional[np.ndarray]]]
+BORDER_GREY = 200  # light enough that no one mistakes a frame for a stroke
+BORDER_SVG = "#c8c8c8"
 
 
 def grid_from_list(sketches: Sequence[Optional[np.ndarray]], columns: int) -> Layout:
@@ -62,8 +66,9 @@ def _frame(layout: Layout, labels: Any, column_labels: Any, label_width: Optiona
 def grid_svg(sketches: Sketches, cell_size: Union[float, tuple[float, float]] = 100.0,
              labels: Optional[Sequence[str]] = None, column_labels: Optional[Sequence[str]] = None,
              stroke_width: float = 1.0, cell_margin: Optional[float] = None, label_width: Optional[float] = None,
-             font_size: float = 12.0) -> str:
-    """An SVG grid: one path (id ``cell-ROW-COL``) per non-empty cell, fitted inside the cell less `cell_margin`."""
+             font_size: float = 12.0, borders: bool = True) -> str:
+    """An SVG grid: one path (id ``cell-ROW-COL``) per non-empty cell, fitted inside the cell less
+    `cell_margin`, and a grey frame (``<rect class="cell-border">``) around each cell that holds a sketch."""
     layout = as_layout(sketches)
     cw, ch = pair(cell_size, "cell_size")
     stroke_width = positive(stroke_width, "stroke_width")
@@ -80,6 +85,10 @@ def grid_svg(sketches: Sketches, cell_size: Union[float, tuple[float, float]] = 
         for c, data in enumerate(row):
             if data is None:
                 continue
+            if borders:
+                body.append(f'<rect class="cell-border" x="{fmt(left + c * cw + 0.5)}" y="{fmt(top + r * ch + 0.5)}" '
+                            f'width="{fmt(cw - 1)}" height="{fmt(ch - 1)}" fill="none" stroke="{BORDER_SVG}" '
+                            'stroke-width="1"/>')
             x0, y0 = left + c * cw + inset, top + r * ch + inset
             lines = fit_lines(lines_of(data), x0, y0, cw - 2 * inset, ch - 2 * inset)
             body.append(svg_path(path_data(lines), stroke_width, ident=f"cell-{r}-{c}"))
@@ -109,8 +118,9 @@ def _font(font_size: float) -> Any:
 def grid_png(sketches: Sketches, cell_size: Union[int, tuple[int, int]] = 128, stroke_width: float = 2.0,
              cell_margin: Optional[float] = None, labels: Optional[Sequence[str]] = None,
              column_labels: Optional[Sequence[str]] = None, label_width: Optional[int] = None,
-             font_size: float = 12.0, mode: str = "L") -> "PILImage.Image":
-    """A raster grid (white background); each non-empty cell is ``render_png`` of its sketch at the cell size."""
+             font_size: float = 12.0, mode: str = "L", borders: bool = True) -> "PILImage.Image":
+    """A raster grid (white background); each non-empty cell is ``render_png`` of its sketch at the cell
+    size, framed by a one-pixel grey border unless `borders` is False."""
     Image, ImageDraw = _pil()
     _check_mode(mode)
     layout = as_layout(sketches)
@@ -129,6 +139,12 @@ def grid_png(sketches: Sketches, cell_size: Union[int, tuple[int, int]] = 128, s
                 cell = render_png(data, size=(cw, ch), stroke_width=stroke_width, margin=cell_margin)
                 img.paste(cell, (left + c * cw, top + r * ch))
     draw = ImageDraw.Draw(img)
+    if borders:
+        for r, row in enumerate(layout):
+            for c, data in enumerate(row):
+                if data is not None:
+                    x0, y0 = left + c * cw, top + r * ch
+                    draw.rectangle([x0, y0, x0 + cw - 1, y0 + ch - 1], outline=BORDER_GREY)
 
     def put(text: str, x: float, y: float, anchor_right: bool) -> None:
         """Draw `text` centred vertically on y, ending at x (row labels) or centred on x (column labels)."""
