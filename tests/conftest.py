@@ -45,3 +45,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fixed_threads(monkeypatch):
+    """Bit-for-bit comparisons of training runs need one thread count throughout: the governor
+    (sketchrnn.cpu), which follows the machine's load, is held at torch's count."""
+    from sketchrnn import cpu
+
+    monkeypatch.setenv("SKETCHRNN_THREADS", str(torch.get_num_threads()))
+    cpu.reset()
+    yield
+    monkeypatch.delenv("SKETCHRNN_THREADS")
+    cpu.reset()

@@ -198,6 +198,12 @@ def test_grid_from_list_interpolation_rows(tmp_path):
     assert target.read_text(encoding="utf-8") == grid_svg(layout, cell_size=50)
 
 
+@pytest.mark.parametrize("n, shape", [(1, (1, 1)), (2, (1, 2)), (5, (2, 3)), (9, (3, 3)), (16, (4, 4)), (17, (4, 5))])
+def test_grid_from_list_is_square_without_columns(n, shape):
+    layout = grid_from_list([sheep(i % 5) for i in range(n)])
+    assert (len(layout), len(layout[0])) == shape and sum(c is not None for row in layout for c in row) == n
+
+
 def test_grid_svg_bad_layouts():
     with pytest.raises(ValueError, match="rows of sketches|row"):
         grid_svg([sheep(0), sheep(1)])  # a flat list is not rows

@@ -86,6 +86,21 @@ def test_a_missing_path_is_named(tmp_path) -> None:
         resolve(str(tmp_path / "nope.npz"))
 
 
+def test_a_mistyped_file_name_is_missing_not_downloaded(server, tmp_path, monkeypatch) -> None:
+    """A name with a suffix is a file: `mysheep.npz` is not a category to fetch; `sheep` (bare) is."""
+    monkeypatch.setenv("SKETCHRNN_QUICKDRAW_URL", server.url)
+    monkeypatch.setenv("SKETCHRNN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataFileError, match=r"^mysheep\.npz: no such file") as err:
+        resolve("mysheep.npz")
+    assert "give its name alone: mysheep" in str(err.value)
+    with pytest.raises(DataFileError, match=r"^sheep\.full\.npz: no such file .*--kind full"):
+        resolve("sheep.full.npz")
+    with pytest.raises(DataFileError, match=r"^notes\.txt: no such file$"):
+        resolve("notes.txt")
+    assert server.seen == [] and not (tmp_path / "cache").exists()
+    assert resolve("sheep") == tmp_path / "cache" / "sheep.npz"  # the bare name downloads
+
+
 def test_addresses_and_file_names(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("SKETCHRNN_QUICKDRAW_URL", raising=False)
     assert KINDS == ("sketchrnn", "full", "simplified", "raw")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -61,6 +62,7 @@ def test_validation_loss_falls_on_real_data(tmp_path, cells: str, steps: int) ->
     assert len(metrics(run, "test")) >= 1  # the best model was evaluated on the test split
 
 
+@pytest.mark.usefixtures("fixed_threads")
 def test_resume_is_exact(tmp_path) -> None:
     """N steps, stop, resume to 2N gives the same losses and weights as 2N steps in one go.
 
@@ -108,6 +110,7 @@ KILLER = textwrap.dedent(
 )
 
 
+@pytest.mark.usefixtures("fixed_threads")
 def test_sigkill_while_saving_leaves_the_last_good_checkpoint(tmp_path) -> None:
     run = tmp_path / "killed"
     proc = subprocess.run([sys.executable, "-c", KILLER, str(run), str(SUBSET)], capture_output=True, text=True,
@@ -217,3 +220,15 @@ def test_ctrl_c_stops_after_the_step_and_saves(tmp_path) -> None:
     assert read_pointer(run)["last_step"] == int(step)
     resumed = train(run, resume=True, steps=int(step) + 2, progress=False)
     assert resumed.step == int(step) + 2
+
+
+@pytest.mark.parametrize("step, total, elapsed", [(1, 300, 0.4), (29545, 10_000_000, 591.0), (99, 100, 7200.0)])
+def test_progress_line_fits_a_100_column_terminal(step, total, elapsed) -> None:
+    from tqdm import tqdm
+
+    from sketchrnn.train.loop import BAR_FORMAT, progress_figures
+
+    figures = progress_figures(-1.2345, -1.5678, 0.8765, 17634.0)
+    line = tqdm.format_meter(step, total, elapsed, ncols=100, bar_format=BAR_FORMAT, postfix=figures, unit="step")
+    assert len(line) <= 100 and line.endswith("17634 sk/s"), line  # nothing cut off
+    assert re.search(r"\|[█▏▎▍▌▋▊▉ ]{10}\|", line), line  # the bar keeps its width

@@ -1,11 +1,18 @@
-"""sketchrnn: sketch-rnn (Ha & Eck, "A Neural Representation of Sketch Drawings", 2017) in PyTorch."""
+"""sketchrnn: sketch-rnn (Ha & Eck, "A Neural Representation of Sketch Drawings", 2017) in PyTorch.
+
+Importing the package does not import torch: `SketchRNN` is looked up on first use (PEP 562), so
+the command line can answer ``--help`` and argument errors at once.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .hparams import HParams
-from .model import SketchRNN
+
+if TYPE_CHECKING:
+    from .model import SketchRNN
 
 __version__ = "0.1.0"
 
@@ -29,6 +36,20 @@ def load(path: str | Path, which: str = "best") -> SketchRNN:
         return load_model(path)
     raise FileNotFoundError(
         f"{path}: no such model (expected a training run, a saved model directory or a .gen.json file)")
+
+
+def __getattr__(name: str) -> Any:
+    """`sketchrnn.SketchRNN`, imported (with torch) only when first asked for."""
+    if name == "SketchRNN":
+        from .model import SketchRNN
+
+        globals()[name] = SketchRNN  # later look-ups find it directly
+        return SketchRNN
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "SketchRNN"])
 
 
 __all__ = ["HParams", "SketchRNN", "load", "__version__"]

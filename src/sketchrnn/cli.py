@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -24,7 +25,11 @@ from typing import Sequence
 import numpy as np
 
 from . import __version__
-from .train.loop import TrainingError
+from .hparams import PRESETS, HParams
+from .errors import TrainingError
+
+
+SAMPLE_TEMPERATURE = 0.5  # clean sketches from young and trained models alike; the README's first command uses it
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -35,26 +40,66 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _write_sketches(out: Path, sketches: list[np.ndarray], name: str, gif: bool = False) -> None:
+def _write_sketches(out: Path, sketches: list[np.ndarray], name: str, gif: bool = False) -> list[Path]:
     """Each sketch as SVG and PNG (and GIF), plus the strokes in an .npz that sketchrnn.data reads back."""
     from .data.npz import save_npz
     from .render import save_gif, save_png, save_svg
 
     out.mkdir(parents=True, exist_ok=True)
+    written = []
     for i, s in enumerate(sketches):
-        save_svg(s, out / f"{name}_{i:03d}.svg")
-        save_png(s, out / f"{name}_{i:03d}.png")
-        if gif:
-            save_gif(s, out / f"{name}_{i:03d}.gif")
+        for suffix, save in ((".svg", save_svg), (".png", save_png), (".gif", save_gif))[: 3 if gif else 2]:
+            written.append(save(s, out / f"{name}_{i:03d}{suffix}"))
     save_npz(out / f"{name}.npz", {name: [s.astype(np.float32) for s in sketches]}, dtype=np.float32)
+    return [*written, out / f"{name}.npz"]
 
 
-def _write_grid(out: Path, grid: list[list], name: str, **labels) -> None:
-    from .render import grid_png, grid_svg
+def _write_grid(out: Path, grid: list[list], name: str, **labels) -> list[Path]:
+    from .render import save_grid_png, save_grid_svg
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.svg").write_text(grid_svg(grid, **labels))
-    grid_png(grid, **labels).save(out / f"{name}.png")
+    return [save_grid_svg(grid, out / f"{name}.svg", **labels), save_grid_png(grid, out / f"{name}.png", **labels)]
+
+
+def _own_outputs(stems: str) -> re.Pattern:
+    """The names a command writes: `stems` (a regex of names) with an optional _### index and our suffixes."""
+    return re.compile(rf"(?:{stems})(?:_\d{{3}})?\.(?:svg|png|gif|npz)")
+
+
+def _finish_outputs(out: Path, written: list[Path], own: re.Pattern, what: str) -> None:
+    """Remove this command's files from an earlier call that this one did not write again; say what went where.
+
+    Only names the command itself writes (`own`) are touched, so anything else in `out` is safe.
+    """
+    keep = {p.name for p in written}
+    stale = sorted(p for p in out.iterdir() if p.is_file() and own.fullmatch(p.name) and p.name not in keep)
+    for path in stale:
+        path.unlink()
+    removed = f"; removed {len(stale)} file{'s' if len(stale) != 1 else ''} an earlier call left there" if stale else ""
+    print(f"wrote {what} to {out}/{removed}")
+
+
+def _read_z(path: str) -> np.ndarray:
+    """Latent vectors from a NumPy .npy file (one vector, or one per row)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError:  # numpy's message (pickled data, allow_pickle=) does not fit a file of another kind
+        raise ValueError(f"{path}: not a NumPy .npy array; write latent vectors with numpy.save "
+                         f"(one vector of z_size numbers, or one per row)") from None
+
+
+def _load(model: str, which: str = "best"):
+    """`sketchrnn.load`, saying so when a run has no validated (best) model yet and the latest is used."""
+    from . import load
+    from .train.checkpoint import is_run_dir, read_pointer
+
+    path = Path(model)
+    if which == "best" and path.is_dir() and is_run_dir(path):
+        pointer = read_pointer(path)
+        if pointer.get("last") and not pointer.get("best"):
+            print(f"note: {path}: no validation has run yet, so there is no best model: "
+                  f"using the latest checkpoint (step {pointer.get('last_step')})", file=sys.stderr)
+    return load(path, which)
 
 
 def _run_sketches(model_path: str, split: str, file: str | None) -> list[np.ndarray]:
@@ -84,25 +129,61 @@ def _pick(sketches: list[np.ndarray], n: int, seed: int) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- commands
-def cmd_train(args: argparse.Namespace) -> int:
-    from .hparams import HParams
-    from .train import train
+def _sets(overrides: str, name: str) -> bool:
+    """Whether magenta-style `overrides` ("a=1,b=[x,y]") set the hyperparameter `name`."""
+    return re.search(rf"(?:^|,)\s*{name}\s*=", overrides) is not None
 
-    if args.resume and (args.hparams or args.data or args.max_seq_len):
-        raise ValueError("--resume continues a run with the settings and data it started with: "
-                         "drop --hparams/--data/--max-seq-len, or start a new run with another --out")
+
+def _refuse_changes(args: argparse.Namespace, run_dir: Path, description: dict, hps, data, max_seq_len) -> None:
+    """Raise ValueError naming each option given on --resume that differs from what the run records."""
+    from .train.loop import resume_conflicts
+
+    conflicts = resume_conflicts(description, hps, data, max_seq_len)
+    if args.seed is not None and args.seed != description["seed"]:
+        conflicts["seed"] = f"seed {description['seed']} in the run, {args.seed} here"
+    if not conflicts:
+        return
+    model_flags = [f for f, given in (("--preset", args.preset), ("--hparams", args.hparams)) if given]
+    flags = {"hparams": model_flags,
+             "data": ["--data"] if args.data else ["--hparams"],
+             "max_seq_len": ["--max-seq-len"] if args.max_seq_len else ["--hparams"],
+             "seed": ["--seed"]}
+    parts = [f"{'/'.join(flags[key])} differs from the run ({detail})" for key, detail in conflicts.items()]
+    drop = sorted({f for key in conflicts for f in flags[key]})
+    raise ValueError(f"{run_dir}: {'; '.join(parts)}; --resume continues a run with its own settings: "
+                     f"drop {' and '.join(drop)}, or start a new run with another --out")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+    from .train.loop import run_to_resume
+
     if args.resume and not args.out:
         raise ValueError("--resume needs --out RUN_DIR, the run to continue")
-    hps = HParams.preset(args.preset)
-    if args.hparams:
-        hps = HParams.parse(args.hparams, base=hps)
-    explicit_len = args.max_seq_len
-    if args.hparams and "max_seq_len" in args.hparams:
-        explicit_len = hps.max_seq_len
+    description = run_to_resume(Path(args.out)) if args.resume else None
+    hps = None  # on --resume without --preset or --hparams: the run's own
+    if description is None or args.preset or args.hparams:
+        base = HParams.preset(args.preset or "paper")
+        if description is not None and not args.preset:  # --hparams alone: changes to the run's own settings
+            base = HParams.from_dict(description["hparams"])
+        hps = HParams.parse(args.hparams, base=base) if args.hparams else base
+    explicit_len = hps.max_seq_len if args.hparams and _sets(args.hparams, "max_seq_len") else args.max_seq_len
     data = args.data or None
+    if data is None and description is not None and args.hparams and _sets(args.hparams, "data_set"):
+        data = hps.data_set  # what a new run would train on, so compared with the run's data
     out = Path(args.out or Path("runs") / Path(str((data or hps.data_set)[0])).stem)
-    summary = train(out, hps, data=data, steps=args.steps, minutes=args.minutes, seed=args.seed,
-                    resume=args.resume, max_seq_len=explicit_len, progress=not args.quiet, device=args.device)
+    if description is not None:
+        _refuse_changes(args, out, description, hps, data, explicit_len)
+    steps = args.steps
+    if steps is None and args.hparams and _sets(args.hparams, "num_steps"):
+        steps = hps.num_steps  # the same as --steps, also on --resume
+    summary = train(out, hps, data=data, steps=steps, minutes=args.minutes,
+                    seed=args.seed if args.seed is not None else 0, resume=args.resume, max_seq_len=explicit_len,
+                    progress=not args.quiet, device=args.device)
+    if summary.stopped == "done":
+        print(f"{summary.run_dir}: already at step {summary.step} of {summary.total_steps}, nothing to do "
+              f"(pass --steps N above {summary.step} to train further)")
+        return 0
     best = f", best valid cost {summary.best_valid_cost:.4f}" if summary.best_valid_cost is not None else ""
     print(f"{summary.run_dir}: stopped at step {summary.step} ({summary.stopped}){best}")
     return 0
@@ -112,12 +193,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from .data import load_dataset
-    from .train import load_run_model
-    from .train.loop import evaluate_run_split
     from .train.checkpoint import read_run
+    from .train.loop import evaluate_run_split
 
     run = read_run(Path(args.run_dir))
-    model = load_run_model(Path(args.run_dir), args.which)
+    model = _load(args.run_dir, args.which)
     data = load_dataset(run["data"], max_seq_len=run["max_seq_len"], random_scale_factor=0,
                         augment_stroke_prob=0, seed=run["seed"])
     split = data.split(args.split)
@@ -131,55 +211,59 @@ def cmd_eval(args: argparse.Namespace) -> int:
           f"L_KL {result.kl_cost:.4f}, cost {result.cost:.4f} over {result.sketches} sketches; "
           f"mean log-likelihood per sketch {report['mean_log_likelihood']:.2f}")
     if args.per_sketch:
-        Path(args.per_sketch).write_text(json.dumps({**report, "log_likelihood": lls}, indent=1))
+        from .atomic import atomic_write_json
+
+        atomic_write_json(Path(args.per_sketch), {**report, "log_likelihood": lls})
+        print(f"wrote each sketch's log-likelihood to {args.per_sketch}")
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from . import load
     from .render import grid_from_list
 
-    model = load(args.run_dir, args.which)
-    z = np.load(args.z, allow_pickle=False) if args.z else None
+    model = _load(args.run_dir, args.which)
+    z = _read_z(args.z) if args.z else None
     sketches = model.sample(args.n, temperature=args.temperature, z=z, greedy=args.greedy, seed=args.seed)
     out = Path(args.out)
-    _write_sketches(out, sketches, "sample", gif=args.gif)
-    _write_grid(out, grid_from_list(sketches, args.columns), "grid")
-    print(f"wrote {len(sketches)} sketches to {out}/ (sample_*.svg, sample_*.png, grid.svg, grid.png, sample.npz)")
+    written = _write_sketches(out, sketches, "sample", gif=args.gif)
+    grid = grid_from_list(sketches, args.columns)
+    written += _write_grid(out, grid, "grid")
+    what = (f"{len(sketches)} sketches (sample_*.svg, sample_*.png{', sample_*.gif' if args.gif else ''}, "
+            f"grid.svg, grid.png, sample.npz)")
     if args.sweep:
         # one row per temperature; column k uses the same latent vector (and seed) in every row
-        columns = args.columns
+        columns = len(grid[0])
         if model.hps.conditional and z is None:
             z = np.random.default_rng(args.seed).standard_normal((columns, model.hps.z_size))
         rows = [model.sample(columns, temperature=t, z=z[:columns] if z is not None and z.ndim == 2 else z,
                              seed=args.seed) for t in args.sweep]
-        _write_grid(out, rows, "sweep", labels=[f"T={t:g}" for t in args.sweep])
-        print(f"wrote a temperature sweep ({', '.join(f'{t:g}' for t in args.sweep)}) to {out}/sweep.svg, sweep.png")
+        written += _write_grid(out, rows, "sweep", labels=[f"T={t:g}" for t in args.sweep])
+        what += f" and a temperature sweep at τ = {', '.join(f'{t:g}' for t in args.sweep)} (sweep.svg, sweep.png)"
+    _finish_outputs(out, written, _own_outputs("sample|grid|sweep"), what)
     return 0
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from . import load
-
-    model = load(args.run_dir, args.which)
+    model = _load(args.run_dir, args.which)
     originals = _pick(_run_sketches(args.run_dir, args.split, args.file), args.n, args.seed)
     columns = [originals]
     for t in args.temperatures:
         columns.append(model.reconstruct(originals, temperature=t, use_mean=not args.sample_z, seed=args.seed))
     grid = [list(row) for row in zip(*columns)]
     out = Path(args.out)
-    _write_grid(out, grid, "reconstruct", column_labels=["original"] + [f"T={t:g}" for t in args.temperatures])
+    written = _write_grid(out, grid, "reconstruct",
+                          column_labels=["original"] + [f"T={t:g}" for t in args.temperatures])
     for k, t in enumerate(args.temperatures):
-        _write_sketches(out, columns[k + 1], f"reconstruct_t{t:g}")
-    _write_sketches(out, originals, "original")
-    print(f"wrote {len(originals)} originals and their reconstructions at τ={args.temperatures} to {out}/")
+        written += _write_sketches(out, columns[k + 1], f"reconstruct_t{t:g}")
+    written += _write_sketches(out, originals, "original")
+    what = (f"{len(originals)} originals and their reconstructions at τ = "
+            f"{', '.join(f'{t:g}' for t in args.temperatures)} (reconstruct.svg/.png, original_*, reconstruct_t<τ>_*)")
+    _finish_outputs(out, written, _own_outputs(r"reconstruct|reconstruct_t[-+.e\d]+|original"), what)
     return 0
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from . import load
-
-    model = load(args.run_dir, args.which)
+    model = _load(args.run_dir, args.which)
     sketches = _run_sketches(args.run_dir, args.split, args.file)
     if args.pair:
         i, j = args.pair
@@ -191,20 +275,39 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     row = model.interpolate(a, b, steps=args.steps, method=args.method, temperature=args.temperature,
                             use_mean=not args.sample_z, seed=args.seed)
     out = Path(args.out)
-    _write_grid(out, [[a] + row + [b]], "interpolate")
-    _write_sketches(out, row, "interpolate")
-    print(f"wrote a {args.method} interpolation of {args.steps} steps to {out}/")
+    written = _write_grid(out, [[a] + row + [b]], "interpolate")
+    written += _write_sketches(out, row, "interpolate")
+    what = f"a {args.method} interpolation of {args.steps} steps (interpolate.svg/.png with both ends, interpolate_*)"
+    _finish_outputs(out, written, _own_outputs("interpolate"), what)
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     from . import load
+    from .hparams import ARCHITECTURE
 
     model = load(args.model)
+    path = Path(args.model)
     print(f"model: {args.model}")
     print(f"scale factor: {model.scale_factor:g}")
-    for key, value in model.hps.to_dict().items():
-        print(f"  {key} = {value}")
+    settings = model.hps.to_dict()
+    shown = [k for k in ARCHITECTURE if model.hps.conditional or not k.startswith(("enc_", "z_"))]
+    print("architecture:")
+    for key in shown:
+        print(f"  {key} = {settings[key]}")
+    if path.is_file():  # a magenta-js file records its own facts, not our training settings
+        from .interop.magenta_js import read_gen_json
+
+        facts = read_gen_json(path)[0]
+        print("file info:")
+        for key, value in facts.items():
+            print(f"  {key} = {value}")
+    else:
+        print("training settings:")
+        for key, value in settings.items():
+            if key not in shown and key not in ARCHITECTURE:
+                print(f"  {key} = {value}")
+    print("parameters:")
     total = 0
     for name, count in model.parameter_table():
         print(f"  {name:>18s} {count:>12,d}")
@@ -303,6 +406,14 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+def _preset_steps() -> str:
+    """Each preset's num_steps, for the help of `train --steps`."""
+    steps = {name: HParams.preset(name).num_steps for name in PRESETS}
+    if len(set(steps.values())) == 1:
+        return f"{next(iter(steps.values())):,d} for every preset"
+    return ", ".join(f"{name} {n:,d}" for name, n in steps.items())
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a training run, a saved model directory or a .gen.json file")
     p.add_argument("--which", choices=["best", "last"], default="best",
@@ -314,7 +425,7 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--file", help="take sketches from this .npz instead of the run's data")
     p.add_argument("--sample-z", action="store_true", help="encode to μ + σ·ε instead of the mean μ")
     p.add_argument("--seed", type=int, default=0, help="seed for picking sketches and drawing")
-    p.add_argument("--out", default="out", help="output directory (default: out)")
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,11 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset files (official or packed .npz), ndjson/SVG drawings, or official category "
                         "names (default: the bundled aaron_sheep)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/<first dataset>)")
-    p.add_argument("--preset", default="paper", choices=["tiny", "small", "paper"], help="model size (default paper)")
+    p.add_argument("--preset", choices=list(PRESETS),
+                   help="model size (default paper; on --resume, only the run's own is accepted)")
     p.add_argument("--hparams", default="", help='magenta-style overrides, e.g. "dec_model=hyper,conditional=0"')
-    p.add_argument("--steps", type=int, help="total step count of the run (magenta's num_steps)")
+    p.add_argument("--steps", type=int,
+                   help=f"total step count of the run (default: the preset's num_steps, {_preset_steps()}; "
+                        "on --resume, the run's)")
     p.add_argument("--minutes", type=float, help="stop this invocation after this many minutes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int,
+                   help="seed of the initial weights, dropout and batches (default 0; on --resume, the run's)")
     p.add_argument("--max-seq-len", type=int, help="drop sketches longer than this (default: keep all)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--device", default="cpu", help='where to train: cpu (default), cuda, cuda:N, or auto')
@@ -348,11 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="draw new sketches", description="Sample sketches in one batch.")
     _model_args(p)
     p.add_argument("--n", type=int, default=16, help="number of sketches (default 16)")
-    p.add_argument("--temperature", type=float, default=1.0, help="τ; 0 means greedy (default 1.0)")
+    p.add_argument("--temperature", type=float, default=SAMPLE_TEMPERATURE,
+                   help=f"τ; 0 means greedy (default {SAMPLE_TEMPERATURE:g})")
     p.add_argument("--greedy", action="store_true", help="most likely component, pen state and offsets")
     p.add_argument("--z", metavar="FILE.npy", help="latent vector(s) to decode instead of prior draws")
     p.add_argument("--seed", type=int, help="seed for repeatable output")
-    p.add_argument("--columns", type=int, default=4, help="columns of the grid picture")
+    p.add_argument("--columns", type=int, help="columns of the grid picture (default: as square as the count allows)")
     p.add_argument("--gif", action="store_true", help="also write an animated GIF per sketch")
     p.add_argument("--sweep", type=_floats, metavar="T1,T2,...",
                    help="also draw a temperature sweep: one row per τ, the same z down each column")
@@ -365,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     _source_args(p)
     p.add_argument("--n", type=int, default=8, help="number of sketches (default 8)")
     p.add_argument("--temperatures", type=_floats, default=[0.1, 0.5, 1.0], help="comma-separated τ values")
+    p.add_argument("--out", default="reconstructions", help="output directory (default: reconstructions)")
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("interpolate", help="decode along the latent path between two sketches",
@@ -374,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", type=int, nargs=2, metavar=("I", "J"), help="indices of the two sketches")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
-    p.add_argument("--temperature", type=float, default=0.1)
+    p.add_argument("--temperature", type=float, default=0.1, help="τ of each decoded sketch (default 0.1)")
+    p.add_argument("--out", default="interpolations", help="output directory (default: interpolations)")
     p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("info", help="a model's settings and parameter counts")

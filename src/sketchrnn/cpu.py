@@ -15,6 +15,10 @@ to the cores left free, between 1 and the ceiling (torch's own count when first 
 honours ``OMP_NUM_THREADS`` and a user's `torch.set_num_threads`; a later change by the user
 becomes the new ceiling). ``SKETCHRNN_THREADS=N`` fixes the count instead; ``SKETCHRNN_THREADS=0``
 leaves torch's setting alone. Where ``/proc`` cannot be read, nothing changes.
+
+A count that changes mid-run changes the order of some float sums, so results are the same bit for
+bit only at one thread count: fix it with ``SKETCHRNN_THREADS`` where that matters (the tests of
+exact resume do).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 
 INTERVAL = 0.5  # seconds between looks at the machine's load
 MARGIN = 0.25  # others' use of a core below this (a background daemon) still leaves that core free
+STALE = 2.0  # seconds: a reading older than this spans a time we did no recurrent work, so it is not used
 
 _lock = threading.Lock()
 
@@ -98,7 +103,10 @@ class _Governor:
             return self.current
         ticks = (now - self.last_time) * os.sysconf("SC_CLK_TCK")
         others = max(0.0, (busy - self.last_busy) - (own - self.last_own)) / ticks
+        stale = now - self.last_time > STALE  # e.g. our own child process ran meanwhile, while we waited
         self.last_time, self.last_busy, self.last_own = now, busy, own
+        if stale:
+            return self.current
         wanted = free_threads(len(self.cpus), others, self.ceiling)
         if wanted != self.current:
             torch.set_num_threads(wanted)

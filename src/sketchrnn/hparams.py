@@ -28,6 +28,11 @@ PRESETS: dict[str, dict[str, object]] = {
 }
 
 
+# the settings that shape the network (the rest are about data and training)
+ARCHITECTURE = ("conditional", "dec_model", "dec_rnn_size", "num_mixture", "max_seq_len",
+                "enc_model", "enc_rnn_size", "z_size")
+
+
 @dataclass
 class HParams:
     """Every setting of a sketch-rnn model and its training, as magenta's `get_default_hparams`."""

@@ -61,7 +61,7 @@ except ImportError:  # pragma: no cover - Windows: concurrent downloads are not 
 
 __all__ = [
     "BUNDLED", "KINDS", "QUICKDRAW_URL", "bundled_path", "cache_dir", "cached_file", "category_url",
-    "download", "quickdraw_root", "resolve",
+    "download", "names_file", "quickdraw_root", "resolve",
 ]
 
 QUICKDRAW_URL = "https://storage.googleapis.com/quickdraw_dataset"
@@ -553,24 +553,61 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool, category: str, 
     raise DataFileError(f"{url}: download interrupted {_ATTEMPTS} times, last: {reason}; {after}")
 
 
-def resolve(spec: str | Path) -> Path:
-    """A data argument → a local file: an existing path, a bundled name, or a downloaded category.
+def _official(name: str) -> tuple[str, str]:
+    """The category and kind an official file's name gives: ``cat``, ``cat.npz`` → sketchrnn; ``cat.full.npz`` → full."""
+    stem = name[: -len(".npz")] if name.endswith(".npz") else name
+    if stem.endswith(".full"):
+        return stem[: -len(".full")], "full"
+    return stem, "sketchrnn"
 
-    ``cat`` or ``cat.npz`` is the category's sketch-rnn file; ``cat.full.npz`` its "full" one.
-    """
+
+def _on_disk(spec: str | Path) -> Path | None:
+    """The file a data argument names when no download is involved: an existing path or a bundled dataset."""
     path = Path(spec)
     if path.exists():
         return path
+    category, kind = _official(str(spec))
+    return bundled_path(category) if category in BUNDLED and kind == "sketchrnn" else None
+
+
+def resolve(spec: str | Path) -> Path:
+    """A data argument → a local file: an existing path, a bundled name, or a downloaded category.
+
+    A bare name (``cat``, ``The_Eiffel_Tower``) is the category's sketch-rnn file, downloaded once.
+    A name with a suffix or a folder is a file name: ``cat.npz`` (``cat.full.npz``, the "full" file)
+    is taken from the download cache when it was fetched before; anything else that does not exist
+    is reported missing, so that a mistyped file name never starts a download.
+    """
+    found = _on_disk(spec)
+    if found is not None:
+        return found
     name = str(spec)
-    stem = name[:-4] if name.endswith(".npz") else name
-    if stem in BUNDLED:
-        return bundled_path(stem)
     if os.sep in name or "/" in name:
         raise DataFileError(f"{name}: no such file")
-    kind = "sketchrnn"
-    if stem.endswith(".full"):
-        stem, kind = stem[: -len(".full")], "full"
+    category, kind = _official(name)
+    if Path(name).suffix:
+        if name.endswith(".npz") and cached_file(category, kind).is_file():
+            return download(category, kind)  # checks the cached copy; no transfer when it is sound
+        hint = ""
+        if name.endswith(".npz"):
+            hint = (f" (for the Quick, Draw! category, give its name alone: {category})" if kind == "sketchrnn" else
+                    f" (`sketchrnn data download {category} --kind full` fetches the category's full file)")
+        raise DataFileError(f"{name}: no such file{hint}")
     try:
-        return download(stem, kind)
+        return download(category, kind)
     except DataFileError as exc:
         raise DataFileError(f"{name}: no such file or bundled dataset, and as an official dataset: {exc}") from None
+
+
+def names_file(spec: str | Path, path: str | Path) -> bool:
+    """Whether data argument `spec` names the local file `path` (as `resolve` finds it), downloading nothing."""
+    found = _on_disk(spec)
+    if found is None:
+        try:
+            found = cached_file(*_official(str(spec)))
+        except DataFileError:  # not a category name either
+            return False
+    target = Path(path)
+    if found.exists() and target.exists():
+        return os.path.samefile(found, target)
+    return found.resolve() == target.resolve()

@@ -9,6 +9,7 @@ that a sketch of one point reads as a result and not as a stray mark.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -33,15 +34,21 @@ BORDER_GREY = 200  # light enough that no one mistakes a frame for a stroke
 BORDER_SVG = "#c8c8c8"
 
 
-def grid_from_list(sketches: Sequence[Optional[np.ndarray]], columns: int) -> Layout:
-    """A flat list of sketches as rows of `columns` cells (the last row padded with None), for grid_svg/grid_png."""
-    if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
+def grid_from_list(sketches: Sequence[Optional[np.ndarray]], columns: Optional[int] = None) -> Layout:
+    """A flat list of sketches as rows of `columns` cells (the last row padded with None), for grid_svg/grid_png.
+
+    Without `columns`, the grid is as square as the count allows: ceil(sqrt(n)) columns (16 → 4×4).
+    """
+    if columns is not None and (isinstance(columns, bool) or not isinstance(columns, (int, np.integer))
+                                or columns < 1):
         raise ValueError(f"columns must be a whole number >= 1, got {columns!r}")
     if isinstance(sketches, np.ndarray) and sketches.dtype != object:
         raise ValueError("sketches: expected a list of sketches, got one numeric array")
     items = [None if s is None else as_strokes(s, f"sketches[{i}]") for i, s in enumerate(sketches)]
     if not items:
         raise ValueError("sketches: the list is empty")
+    if columns is None:
+        columns = math.isqrt(len(items) - 1) + 1
     rows: Layout = [items[i:i + columns] for i in range(0, len(items), columns)]
     rows[-1] += [None] * (columns - len(rows[-1]))
     return rows

@@ -195,14 +195,22 @@ def _cleanup(run_dir: Path, keep: set, old: str | None) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def load_trainer_state(run_dir: Path) -> tuple[SketchRNN, TrainerState]:
-    """The latest checkpoint's model and trainer state, for resuming."""
-    path = checkpoint_dir(run_dir, "last")
-    model = load_model(path)
-    state_path = path / TRAINER_STATE
+def read_trainer_info(run_dir: Path) -> dict[str, Any]:
+    """The latest checkpoint's trainer.json (step, best validation cost, ...), read without any tensor."""
+    state_path = checkpoint_dir(run_dir, "last") / TRAINER_STATE
     if not state_path.is_file():
         raise FileNotFoundError(f"{state_path}: no trainer state: cannot resume from this checkpoint")
     info = read_json(state_path)
+    if not isinstance(info, dict) or not isinstance(info.get("step"), int):
+        raise ValueError(f"{state_path}: not a trainer state (expected a JSON object with a step count)")
+    return info
+
+
+def load_trainer_state(run_dir: Path) -> tuple[SketchRNN, TrainerState]:
+    """The latest checkpoint's model and trainer state, for resuming."""
+    path = checkpoint_dir(run_dir, "last")
+    info = read_trainer_info(run_dir)
+    model = load_model(path)
     try:
         tensors = load_file(path / TRAINER_TENSORS)
     except Exception as exc:  # safetensors raises its own error type

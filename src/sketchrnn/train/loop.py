@@ -23,17 +23,14 @@ import numpy as np
 import torch
 
 from ..data import SketchData, SketchSplit, load_dataset
-from ..data.sources import resolve
+from ..data.sources import names_file, resolve
+from ..errors import TrainingError
 from ..hparams import HParams
 from ..model import SketchRNN, release_work_buffers
 from . import checkpoint as ckpt
 from .optim import TFAdam, clip_gradients_, kl_weight, learning_rate, load_optimizer_tensors, optimizer_tensors
 
 EVAL_SEED_OFFSET = 7919  # the validation noise stream is seed + this, fresh for every evaluation
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (message says why and what is safe on disk)."""
 
 
 @dataclass
@@ -118,12 +115,21 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError(f"unknown device {device!r}: {exc}") from None
 
 
+# a fixed, short bar leaves the figures room: the line fits in 100 columns up to ten million steps
+BAR_FORMAT = "{percentage:3.0f}%|{bar:10}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}"
+
+
 def _progress(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, bar_format=BAR_FORMAT)
+
+
+def progress_figures(cost: float, r_cost: float, kl_cost: float, sketches_per_second: float) -> str:
+    """The figures after the progress bar (the schedules, lr and KL weight, are in metrics.jsonl)."""
+    return f"cost {cost:.3f} r {r_cost:.3f} kl {kl_cost:.3f} {sketches_per_second:.0f} sk/s"
 
 
 def _note(bar, text: str) -> None:
@@ -160,8 +166,50 @@ class TrainSummary:
     run_dir: Path
     step: int
     best_valid_cost: float | None
-    stopped: str  # "steps", "minutes" or "interrupted"
+    stopped: str  # "steps", "minutes", "interrupted", or "done": the run had reached total_steps already
     train_costs: list[float]
+    total_steps: int
+
+
+def run_to_resume(run_dir: Path) -> dict[str, Any]:
+    """The description (run.json) of the run in `run_dir`, which is to be resumed."""
+    if not ckpt.is_run_dir(run_dir):
+        raise FileNotFoundError(f"{run_dir}: no run to resume (run.json is missing)")
+    return ckpt.read_run(run_dir)
+
+
+RESUME_FIXED = ("data_set", "max_seq_len", "num_steps")  # set by the data, N_max and --steps; not compared as hparams
+
+
+def resume_conflicts(
+    description: dict[str, Any],
+    hps: HParams | None = None,
+    data: Sequence[str | Path] | None = None,
+    max_seq_len: int | None = None,
+) -> dict[str, str]:
+    """How settings given for resuming a run differ from those its run.json records.
+
+    Keys "hparams", "data" and "max_seq_len" (only for what differs), each with a text naming the
+    run's value and the given one; empty when everything given agrees. `data` agrees when it names
+    the run's own files (by path or by name), `max_seq_len` when it is the run's N_max; the hparams
+    `data_set`, `max_seq_len` and `num_steps` follow the data, N_max and `steps`, so they are not
+    compared (a resumed run may be given a new total step count).
+    """
+    conflicts: dict[str, str] = {}
+    if hps is not None:
+        old = HParams.from_dict(description["hparams"]).to_dict()
+        changed = [f"{k} {old[k]!r} in the run, {v!r} here" for k, v in hps.to_dict().items()
+                   if k not in RESUME_FIXED and v != old[k]]
+        if changed:
+            more = f"; and {len(changed) - 3} more" if len(changed) > 3 else ""
+            conflicts["hparams"] = "; ".join(changed[:3]) + more
+    recorded = [str(p) for p in description["data"]]
+    if data is not None and not (len(data) == len(recorded) and all(map(names_file, data, recorded))):
+        conflicts["data"] = f"the run's data is {' '.join(recorded)}"
+    if max_seq_len is not None and max_seq_len != description["max_seq_len"]:
+        how = "set for it" if description.get("explicit_max_seq_len") else "its longest sketch"
+        conflicts["max_seq_len"] = f"N_max {description['max_seq_len']} in the run ({how}), {max_seq_len} here"
+    return conflicts
 
 
 def _describe(hps: HParams, data_paths: Sequence[str], data: SketchData, seed: int, explicit_len: bool) -> dict:
@@ -195,16 +243,20 @@ def train(
     """Train (or, with `resume`, continue) a run in `run_dir` until step `steps` or `minutes` pass.
 
     `steps` is the run's total step count, as magenta's num_steps: a resumed run stops at that
-    step, not that many steps later. Without `max_seq_len`, N_max is the data's longest sketch.
+    step, not that many steps later, and one already there returns at once (stopped "done"). With
+    `resume`, `hps`, `data` and `max_seq_len` may be given only as the run has them (ValueError
+    otherwise, see `resume_conflicts`). Without `max_seq_len`, N_max is the data's longest sketch.
     `device` is where the model trains ("cpu", "cuda", "cuda:1", or "auto" for a GPU when there is one).
     """
     device = resolve_device(device)
     run_dir = Path(run_dir)
     start_time = time.monotonic()
     if resume:
-        if not ckpt.is_run_dir(run_dir):
-            raise FileNotFoundError(f"{run_dir}: no run to resume (run.json is missing)")
-        description = ckpt.read_run(run_dir)
+        description = run_to_resume(run_dir)
+        conflicts = resume_conflicts(description, hps, data, max_seq_len)
+        if conflicts:
+            raise ValueError(f"{run_dir}: the settings given differ from the run's ({'; '.join(conflicts.values())}); "
+                             "a resumed run keeps its own: leave them out, or start a new run in another directory")
         hps = HParams.from_dict(description["hparams"])
         data_paths = description["data"]
         seed = int(description["seed"])
@@ -215,15 +267,23 @@ def train(
         hps = hps or HParams()
         data_paths = [str(resolve(p)) for p in (data or hps.data_set or ["aaron_sheep"])]
     total_steps = int(steps if steps is not None else hps.num_steps)
+    if resume:  # a finished run answers at once, before any data is read
+        reached = ckpt.read_trainer_info(run_dir)
+        if reached["step"] >= total_steps:
+            return TrainSummary(run_dir, reached["step"], reached.get("best_valid_cost"), "done", [], total_steps)
 
     dataset = load_dataset(data_paths, max_seq_len=max_seq_len, random_scale_factor=hps.random_scale_factor,
                            augment_stroke_prob=hps.augment_stroke_prob, seed=seed)
-    hps = hps.replace(max_seq_len=dataset.max_seq_len, data_set=[Path(p).name for p in data_paths])
+    # num_steps records the run's total, so that --resume without --steps goes on to it
+    hps = hps.replace(max_seq_len=dataset.max_seq_len, data_set=[Path(p).name for p in data_paths],
+                      num_steps=total_steps)
     if resume:
         if not math.isclose(dataset.scale_factor, description["scale_factor"], rel_tol=1e-6):
             raise TrainingError(f"{run_dir}: the data changed since the run started (scale factor "
                                 f"{dataset.scale_factor:g}, recorded {description['scale_factor']:g})")
         model, state = ckpt.load_trainer_state(run_dir)
+        if description["hparams"].get("num_steps") != total_steps:  # resumed with another --steps
+            ckpt.write_run(run_dir, {**description, "hparams": {**description["hparams"], "num_steps": total_steps}})
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.write_run(run_dir, _describe(hps, data_paths, dataset, seed, max_seq_len is not None))
@@ -260,6 +320,10 @@ def train(
         state.elapsed_seconds = elapsed_before + time.monotonic() - start_time
         return state
 
+    first_step = state.step
+    if bar is not None and state.step < total_steps:
+        _note(bar, f"{run_dir}: steps {state.step} to {total_steps} on {len(dataset.train):,d} sketches "
+                   "(the first one also sets up kernels and buffers)")
     interrupt = _GracefulInterrupt()
     try:
         while state.step < total_steps:
@@ -301,9 +365,11 @@ def train(
             train_costs.append(cost)
             seconds = time.perf_counter() - t0
             if bar is not None:
+                if state.step == first_step + 1:
+                    bar.unpause()  # the first step's set-up would make the first time estimate far too long
+                bar.set_postfix_str(progress_figures(cost, loss.r_cost.item(), loss.kl_cost.item(),
+                                                     hps.batch_size / seconds), refresh=False)
                 bar.update(1)
-                bar.set_postfix(cost=f"{cost:.3f}", r=f"{loss.r_cost.item():.3f}", kl=f"{loss.kl_cost.item():.3f}",
-                                lr=f"{lr:.2e}", klw=f"{klw:.3f}", sk_s=f"{hps.batch_size / seconds:.0f}", refresh=False)
             if state.step % log_every == 0 or state.step == 1:
                 log.write("train", state.step, {"cost": cost, "r_cost": loss.r_cost.item(),
                                                 "kl_cost": loss.kl_cost.item(), "lr": lr, "kl_weight": klw,
@@ -312,6 +378,8 @@ def train(
             if state.step % hps.save_every == 0:
                 _validate_and_save(run_dir, model, dataset, hps, seed, state, snapshot, log, bar)
                 last_saved = state.step
+                if bar is not None:
+                    bar.unpause()  # nor should validation count as training time in the estimate
     finally:
         interrupt.restore()
         if bar is not None:
@@ -319,7 +387,7 @@ def train(
     if state.step != last_saved:
         ckpt.save_checkpoint(run_dir, model, "last", state.step, snapshot())
     log.close()
-    return TrainSummary(run_dir, state.step, state.best_valid_cost, stopped, train_costs)
+    return TrainSummary(run_dir, state.step, state.best_valid_cost, stopped, train_costs, total_steps)
 
 
 def _validate_and_save(run_dir, model, dataset, hps, seed, state, snapshot, log, bar) -> None:
