@@ -1,4 +1,4 @@
-"""Drawing with a trained model: batched sampling, reconstruction and latent interpolation.
+"""Drawing with a trained model: batched sampling, completion, reconstruction and latent interpolation.
 
 Sampling runs many sketches in one batch; a sketch leaves the batch when it draws the
 end-of-sketch state. Temperature τ is applied as the reference applies it: the mixture weights
@@ -59,47 +59,40 @@ def _draw(logits: Tensor, temperature: float, greedy: bool, gen: torch.Generator
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
-@torch.inference_mode()
-def sample(
-    model: SketchRNN,
-    n: int = 1,
-    temperature: float = 1.0,
-    z=None,
-    greedy: bool = False,
-    seed: int | None = None,
-    max_len: int | None = None,
-) -> list[np.ndarray]:
-    """`n` sketches (stroke-3, data units), from the prior, from `z`, or unconditionally."""
+def _settings(model: SketchRNN, n: int, temperature: float, greedy: bool, seed: int | None):
+    """Checked arguments shared by the samplers: (greedy, device, dtype, generator); the model in eval mode."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    greedy = greedy or temperature == 0
     model.eval()
     param = next(model.parameters())
-    device, dtype = param.device, param.dtype
-    gen = _generator(seed, device)
-    max_len = int(max_len or model.hps.max_seq_len)
-    z = _as_z(model, z, n, gen, device, dtype)
-    cell, m = model.dec_cell, model.hps.num_mixture
+    return greedy or temperature == 0, param.device, param.dtype, _generator(seed, param.device)
 
-    state = model.initial_state(z, n, device, dtype)
-    w_stroke = cell.input_weight()[:STROKE_DIM]
-    constant = model.decoder_input_constant(z, n, device, dtype)  # the z part of [S; z] W, once per sketch
 
+def _start_token(n: int, device, dtype) -> Tensor:
     x = torch.zeros(n, STROKE_DIM, device=device, dtype=dtype)
     x[:, 2] = 1  # S0 = (0, 0, 1, 0, 0)
+    return x
+
+
+def _draw_sketches(model: SketchRNN, state, constant: Tensor, max_len: int, temperature: float, greedy: bool,
+                   gen: torch.Generator | None) -> list[np.ndarray]:
+    """Sketches drawn point by point from decoder `state` (whose output is the distribution of the
+    first point to draw) until each draws the end of sketch or `max_len` points; stroke-3, data units."""
+    cell, m = model.dec_cell, model.hps.num_mixture
+    n, device, dtype = len(constant), constant.device, constant.dtype
+    w_stroke = cell.input_weight()[:STROKE_DIM]
     out = torch.zeros(max_len, n, 3, device=device, dtype=dtype)
     lengths = torch.full((n,), max_len, dtype=torch.long)
     active = torch.arange(n, device=device)
     rows = torch.arange(n, device=device)
     for t in range(max_len):
-        state = cell_step(cell, torch.addmm(constant, x, w_stroke), state)  # fused kernels where they apply
         mix = split_output(model.output(cell.output(state)), m)
         a = len(active)
         k = _draw(mix.pi_logits, temperature, greedy, gen)  # mixture component j ~ Π(τ)
         pen_logits = mix.pen_logits
-        if t == 0:  # a sketch has at least one point: no end-of-sketch before the first move
+        if t == 0:  # at least one point: no end-of-sketch before the first move
             pen_logits = pen_logits.clone()
             pen_logits[:, 2] = -float("inf")
         pen = _draw(pen_logits, temperature, greedy, gen)  # pen state ~ q(τ)
@@ -123,8 +116,9 @@ def sample(
             keep = ~done
             active, x, constant = active[keep], x[keep], constant[keep]
             state = tuple(s[keep] for s in state)
-            if len(active) == 0:
-                break
+        if len(active) == 0 or t == max_len - 1:
+            break
+        state = cell_step(cell, torch.addmm(constant, x, w_stroke), state)  # fused kernels where they apply
     strokes = out.permute(1, 0, 2).cpu().numpy().astype(np.float64)
     result = []
     for i in range(n):
@@ -134,6 +128,120 @@ def sample(
             s[-1, 2] = 1  # every sketch ends with the pen up
         result.append(s)
     return result
+
+
+@torch.inference_mode()
+def sample(
+    model: SketchRNN,
+    n: int = 1,
+    temperature: float = 1.0,
+    z=None,
+    greedy: bool = False,
+    seed: int | None = None,
+    max_len: int | None = None,
+) -> list[np.ndarray]:
+    """`n` sketches (stroke-3, data units), from the prior, from `z`, or unconditionally."""
+    greedy, device, dtype, gen = _settings(model, n, temperature, greedy, seed)
+    z = _as_z(model, z, n, gen, device, dtype)
+    constant = model.decoder_input_constant(z, n, device, dtype)  # the z part of [S; z] W, once per sketch
+    w_stroke = model.dec_cell.input_weight()[:STROKE_DIM]
+    state = cell_step(model.dec_cell, torch.addmm(constant, _start_token(n, device, dtype), w_stroke),
+                      model.initial_state(z, n, device, dtype))
+    return _draw_sketches(model, state, constant, int(max_len or model.hps.max_seq_len), temperature, greedy, gen)
+
+
+def _partial_sketch(model: SketchRNN, strokes) -> np.ndarray:
+    """The user's partial sketch as a checked float64 [k, 3] stroke-3 array (k may be 0)."""
+    try:
+        s = np.asarray(strokes if strokes is not None else np.zeros((0, 3)), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("strokes: expected a [k, 3] stroke-3 array of (dx, dy, p) rows, got a ragged or "
+                         f"non-numeric {type(strokes).__name__}") from None
+    if s.size == 0:
+        return np.zeros((0, 3))
+    if s.ndim != 2 or s.shape[1] != 3:
+        raise ValueError(f"strokes: expected a [k, 3] stroke-3 array of (dx, dy, p) rows, got shape {list(s.shape)}")
+    if not np.isfinite(s).all():
+        raise ValueError(f"strokes: row {int(np.flatnonzero(~np.isfinite(s).all(axis=1))[0])} is not finite")
+    if not np.isin(s[:, 2], (0, 1)).all():
+        raise ValueError(f"strokes: the pen column must be 0 (pen down) or 1 (lifted after the point), "
+                         f"got {s[~np.isin(s[:, 2], (0, 1)), 2][0]:g}")
+    if len(s) >= model.hps.max_seq_len:
+        raise ValueError(f"strokes: the partial sketch has {len(s)} points, but this model draws sketches of at most "
+                         f"{model.hps.max_seq_len} (its max_seq_len): give fewer points")
+    return s
+
+
+@torch.inference_mode()
+def prime(model: SketchRNN, strokes, z: Tensor | None = None):
+    """The decoder state after reading S0 and every point of a stroke-3 sketch (data units) for each
+    row of `z` (or once, unconditionally): its output is the distribution of the next point.
+
+    This is magenta-js's `updateStrokes` in one batch: one decoder step per given point.
+    """
+    s = _partial_sketch(model, strokes)
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    batch = 1 if z is None else len(z)
+    x = torch.zeros(batch, len(s) + 1, STROKE_DIM, device=device, dtype=dtype)
+    x[:, 0, 2] = 1  # S0
+    given = torch.as_tensor(s, device=device, dtype=dtype)
+    x[:, 1:, 0:2] = given[:, 0:2] / model.scale_factor
+    x[:, 1:, 2] = 1 - given[:, 2]  # p1: the pen stays down after the point
+    x[:, 1:, 3] = given[:, 2]  # p2: the pen lifts
+    _, state = model.decoder_hidden(x, z)
+    return state
+
+
+@torch.inference_mode()
+def complete(
+    model: SketchRNN,
+    strokes,
+    n: int = 9,
+    temperature: float = 0.5,
+    z=None,
+    seed: int | None = None,
+    greedy: bool = False,
+    max_len: int | None = None,
+) -> list[np.ndarray]:
+    """`n` continuations of a partial sketch (stroke-3, data units), drawn in one batch.
+
+    The decoder reads the start token and every given point (`prime`), then each alternative is
+    drawn as `sample` draws. The continuations do not repeat the given points:
+    ``np.concatenate([strokes, c])`` is a finished sketch. A given sketch whose last point keeps
+    the pen down is continued from that point (the first new offset is drawn as part of the same
+    stroke); one whose last point lifts the pen is continued with a new stroke. An empty sketch
+    is plain sampling. A continuation has at least one point and at most `max_len` (default: the
+    model's max_seq_len less the given points); a sketch of max_seq_len points or more is refused.
+
+    `z` (conditional models): ``None`` or ``"prior"`` draws one z per alternative from N(0, I);
+    ``"encode"`` uses the partial sketch's mean z (`encode`), the demos' "auto-encode"; or a vector
+    ``[z_size]`` (or one per alternative, ``[n, z_size]``). An unconditional model takes no z.
+    """
+    greedy, device, dtype, gen = _settings(model, n, temperature, greedy, seed)
+    s = _partial_sketch(model, strokes)
+    if isinstance(z, str) and z not in ("prior", "encode"):
+        raise ValueError(f"z must be a vector, 'prior' or 'encode', got {z!r}")
+    if isinstance(z, str) and z == "encode":
+        if not model.hps.conditional:
+            raise ValueError("an unconditional model has no encoder: complete it without z='encode'")
+        if len(s) == 0:
+            raise ValueError("z='encode' needs a partial sketch to encode; it is empty")
+        z = encode(model, [s])[0]
+    elif isinstance(z, str):  # "prior"
+        z = None
+    if len(s) == 0:
+        return sample(model, n, temperature=temperature, z=z, greedy=greedy, seed=seed, max_len=max_len)
+    z = _as_z(model, z, n, gen, device, dtype)
+    if z is not None and bool((z == z[:1]).all()):
+        state = tuple(part.expand(n, -1).contiguous() for part in prime(model, s, z[:1]))  # one shared z: prime once
+    else:
+        state = prime(model, s, z)
+        if z is None:
+            state = tuple(part.expand(n, -1).contiguous() for part in state)
+    constant = model.decoder_input_constant(z, n, device, dtype)
+    limit = int(max_len or model.hps.max_seq_len - len(s))
+    return _draw_sketches(model, state, constant, limit, temperature, greedy, gen)
 
 
 def _normalized_batch(model: SketchRNN, sketches: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:

@@ -65,6 +65,10 @@ def _gaussian_linear(in_features: int, out_features: int) -> nn.Linear:
 class SketchRNN(nn.Module):
     """The sketch-rnn model. Inputs are stroke-5 batches already divided by `scale_factor`."""
 
+    # magenta-js files older than version 6 pass z through tanh before the initial-state layer (only
+    # there: the decoder's input keeps z itself); set by their loader, False for every model of ours
+    tanh_z_for_initial_state: bool = False
+
     def __init__(self, hps: HParams | None = None, scale_factor: float = 1.0) -> None:
         super().__init__()
         self.hps = hps = hps if hps is not None else HParams()
@@ -120,6 +124,8 @@ class SketchRNN(nn.Module):
     def initial_state(self, z: Tensor | None, batch_size: int, device=None, dtype=None) -> State:
         """Decoder state before the first step: tanh(W_z z + b_z), or zeros when unconditional."""
         if self.hps.conditional:
+            if self.tanh_z_for_initial_state:
+                z = torch.tanh(z)
             return self.dec_cell.split_state(torch.tanh(self.init_state(z)))
         return self.dec_cell.zero_state(batch_size, device, dtype)
 
@@ -231,6 +237,13 @@ class SketchRNN(nn.Module):
         from ..generate import sample
 
         return sample(self, n, temperature=temperature, z=z, greedy=greedy, seed=seed, max_len=max_len)
+
+    def complete(self, strokes, n: int = 9, temperature: float = 0.5, z=None, seed: int | None = None,
+                 greedy: bool = False, max_len: int | None = None) -> list[np.ndarray]:
+        """`n` continuations (stroke-3, data units) of a partial stroke-3 sketch, drawn in one batch."""
+        from ..generate import complete
+
+        return complete(self, strokes, n=n, temperature=temperature, z=z, seed=seed, greedy=greedy, max_len=max_len)
 
     def reconstruct(self, sketches, temperature: float = 0.1, greedy: bool = False, use_mean: bool = True,
                     seed: int | None = None) -> list[np.ndarray]:
