@@ -17,7 +17,9 @@ from PIL import Image
 
 from conftest import DATA
 from sketchrnn.data import get_bounds, load_npz
+from sketchrnn.render.raster import gif_frames
 from sketchrnn.render import (
+    ACCENT,
     grid_from_list,
     grid_png,
     grid_svg,
@@ -297,6 +299,227 @@ def test_grid_cells_that_hold_a_sketch_are_framed():
                 if e.get("class") == "cell-border"]
 
 
+# ----------------------------------------------------------------- two colours: given + continuation
+# A completion's picture: the first `given` points black, the rest in ACCENT. The sketches picked
+# have k where the pen is down at point k - 1 (the joining segment is the continuation's) and k
+# where it was lifted (the continuation starts a stroke of its own).
+
+ACCENT_RGB = tuple(int(ACCENT[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _pen_down_before(s: np.ndarray, k: int) -> bool:
+    """Whether point k is reached with the pen down (point k - 1 did not lift it)."""
+    return 0 < k < len(s) and s[k - 1, 2] == 0
+
+
+def _given_cases():
+    """(sketch index, k) with both kinds of cut, the ends and beyond."""
+    s = sheep(0)
+    lifts = np.nonzero(s[:-1, 2] == 1)[0]
+    lifted = int(lifts[1]) + 1  # point k starts a new stroke
+    down = int(lifts[1]) - 3  # inside a stroke
+    assert not _pen_down_before(s, lifted) and _pen_down_before(s, down)
+    return [(0, lifted), (0, down), (0, 1), (0, 0), (0, len(s)), (0, len(s) + 5), (8, 40), (3, 17)]
+
+
+def _split_paths(root, ident_prefix=None):
+    """(given path, continuation path) elements of an SVG (None where absent), checked for colour and class."""
+    given = cont = None
+    for path in root.iter(SVG_NS + "path"):
+        if ident_prefix is not None and not (path.get("id") or "").startswith(ident_prefix):
+            continue
+        assert path.get("fill") == "none"
+        if path.get("class") == "continuation":
+            assert cont is None and path.get("stroke") == ACCENT
+            cont = path
+        else:
+            assert given is None and path.get("class") == "given" and path.get("stroke") == "black"
+            given = path
+    return given, cont
+
+
+@pytest.mark.parametrize("i, k", _given_cases())
+def test_svg_given_and_continuation_line_up_with_the_one_colour_path(i, k):
+    s = sheep(i)
+    full = parse_path(ET.fromstring(sketch_to_svg(s)).find(SVG_NS + "path").get("d"))
+    # full[0] is the move to the origin, full[j + 1] reaches point j
+    given, cont = _split_paths(ET.fromstring(sketch_to_svg(s, given=k)))
+    n_given = min(k, len(s))
+    if n_given == 0:
+        assert given is None
+    else:  # the given part is the one-colour path's first k points, command for command
+        g = parse_path(given.get("d"))
+        assert [c for c, _, _ in g] == [c for c, _, _ in full[:n_given + 1]]
+        np.testing.assert_allclose([p[1:] for p in g], [p[1:] for p in full[:n_given + 1]], atol=2e-3)
+    if k >= len(s):
+        assert cont is None
+        return
+    c = parse_path(cont.get("d"))
+    joined = _pen_down_before(s, k)
+    first = k - 1 if joined else k  # the continuation's path starts here (a move)
+    assert c[0][0] == "M" and len(c) == len(s) - first
+    # then the one-colour path's commands and positions for points first+1 ..: a line to point k
+    # when the pen was down (the joining segment), else point k is the move itself
+    assert [cmd for cmd, _, _ in c[1:]] == [cmd for cmd, _, _ in full[first + 2:]]
+    if joined:
+        assert c[1][0] == "l"
+    np.testing.assert_allclose([p[1:] for p in c], [p[1:] for p in full[first + 1:]], atol=2e-3)
+
+
+def _two_strokes() -> np.ndarray:
+    """A hand-made sketch: point 0, a stroke right to point 2 and down to point 3 (pen lifted), then a
+    stroke from point 4 below: points 0..3 = (0,0) (40,0) (80,0) (80,40); 4..5 = (0,80) (80,80)."""
+    return np.array([[0, 0, 0], [40, 0, 0], [40, 0, 0], [0, 40, 1], [-80, 40, 0], [80, 0, 1]], dtype=float)
+
+
+def test_the_joining_segment_belongs_to_the_continuation_only_when_the_pen_is_down():
+    s = _two_strokes()
+    # k = 2: the pen is down from point 1 to point 2, so the continuation starts at point 1 with that segment
+    given, cont = _split_paths(ET.fromstring(sketch_to_svg(s, factor=1, margin=0, given=2)))
+    assert [(cmd, x, y) for cmd, x, y in parse_path(given.get("d"))] == [("M", 0, 0), ("m", 0, 0), ("l", 40, 0)]
+    assert parse_path(cont.get("d")) == [("M", 40, 0), ("l", 80, 0), ("l", 80, 40), ("m", 0, 80), ("l", 80, 80)]
+    # k = 4: point 3 lifted the pen, so the given part ends at point 3 and the continuation is a new stroke
+    given, cont = _split_paths(ET.fromstring(sketch_to_svg(s, factor=1, margin=0, given=4)))
+    assert parse_path(given.get("d"))[-1] == ("l", 80, 40)
+    assert parse_path(cont.get("d")) == [("M", 0, 80), ("l", 80, 80)]
+    # the same in pixels (size 100, margin 9 + half the stroke 1: point (x, y) lands on pixel (10 + x, 10 + y))
+    for k in (2, 4):
+        img = np.asarray(render_png(s, size=100, stroke_width=2, margin=9, given=k)).astype(int)
+        assert tuple(img[10, 30]) == (0, 0, 0)  # inside the segment 0 → 1 (given)
+        assert tuple(img[90, 50]) == ACCENT_RGB  # the last stroke (continuation)
+        # the segment 1 → 2 joins the parts when k = 2 (the continuation's), and is given when k = 4
+        assert tuple(img[10, 70]) == (ACCENT_RGB if k == 2 else (0, 0, 0))
+        assert tuple(img[30, 90]) == (ACCENT_RGB if k == 2 else (0, 0, 0))  # 2 → 3
+        assert (img[60:80, 40:60] == 255).all()  # nothing joins point 3 (90, 50) to point 4 (10, 90)
+
+
+def _pixel_segments(s: np.ndarray, size: int, inset: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per point, the shape it adds in render_png's pixel coordinates: (previous point, point) when the pen
+    was down, else (point, point), a dot."""
+    xy = np.cumsum(s[:, 0:2].astype(np.float64), axis=0)
+    lo, hi = xy.min(0), xy.max(0)
+    scale = min((size - 2 * inset) / e for e in hi - lo if e > 0)
+    pts = (xy - (lo + hi) / 2) * scale + size / 2
+    return [(pts[j - 1] if _pen_down_before(s, j) else pts[j], pts[j]) for j in range(len(s))]
+
+
+def _distance(size: int, segments) -> np.ndarray:
+    """[size, size] distance of each pixel's centre to the nearest of the segments."""
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    best = np.full((size, size), np.inf)
+    for a, b in segments:
+        ab = b - a
+        t = 0.0 if not ab.any() else np.clip(((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / (ab @ ab), 0, 1)
+        best = np.minimum(best, np.hypot(xx - a[0] - t * ab[0], yy - a[1] - t * ab[1]))
+    return best
+
+
+@pytest.mark.parametrize("i, k", _given_cases())
+def test_png_given_in_black_and_the_continuation_in_the_accent(i, k):
+    """Exactly the same pixels carry ink as in the one-colour image (tolerance 0): both draw the same
+    shapes on the 4x canvas, whose pixels are ink or white, and a pixel is non-white as soon as one of
+    its 16 subpixels is ink, whatever its colour (one ACCENT subpixel alone makes G 241).  Accent pixels
+    lie only within the stroke (radius 1) + 1.5 px of the continuation's segments; the ink farther
+    than 3.5 px from them is grey (R = G = B) and matches the one-colour image."""
+    s, size = sheep(i), 160
+    one = np.asarray(render_png(s, size=size, stroke_width=2, margin=12))
+    img = render_png(s, size=size, stroke_width=2, margin=12, given=k)
+    assert img.mode == "RGB" and img.size == (size, size)
+    rgb = np.asarray(img).astype(int)
+    np.testing.assert_array_equal((rgb < 255).any(axis=2), one < 255)
+    accent = rgb[..., 0] > rgb[..., 1] + 8
+    grey = (rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])
+    assert (accent | grey).all()
+    segments = _pixel_segments(s, size, 12 + 1)
+    if k >= len(s):  # all given: the one-colour image in RGB
+        assert not accent.any()
+        np.testing.assert_array_equal(rgb[..., 0], one)
+        return
+    near = _distance(size, segments[k:])
+    assert accent.sum() > 20 and (near[accent] <= 2.5).all()
+    far = near > 3.5
+    assert grey[far].all()
+    np.testing.assert_array_equal(rgb[..., 0][far], one[far])
+    if k > 1:  # the given part is drawn, black where it is far from the continuation (k = 1: the one given
+        # point is inside the round end of the continuation's first segment, which is drawn over it)
+        given_ink = far & (_distance(size, segments[:k]) <= 0.5)
+        assert given_ink.sum() > 20 and (rgb[given_ink] < 128).all()
+        assert (rgb[given_ink] == 0).all(axis=1).mean() > 0.8
+    # the solid accent colour is reached inside the continuation's strokes
+    assert (rgb[accent] == ACCENT_RGB).all(axis=1).sum() > 10
+    # mode 'L' gives the two-colour picture in grayscale
+    np.testing.assert_array_equal(np.asarray(render_png(s, size=size, stroke_width=2, margin=12, given=k, mode="L")),
+                                  np.asarray(img.convert("L")))
+
+
+def test_png_and_svg_files_with_given(tmp_path):
+    s = sheep(1)
+    target = save_png(s, tmp_path / "c.png", size=96, given=20)
+    with Image.open(target) as back:
+        assert back.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(back), np.asarray(render_png(s, size=96, given=20)))
+    assert save_svg(s, tmp_path / "c.svg", given=20).read_text(encoding="utf-8") == sketch_to_svg(s, given=20)
+
+
+def test_grid_svg_given_applies_to_every_cell():
+    k = 15
+    layout = [[sheep(0), sheep(1)], [None, sheep(2)]]
+    plain = ET.fromstring(grid_svg(layout, cell_size=90, cell_margin=4))
+    root = ET.fromstring(grid_svg(layout, cell_size=90, cell_margin=4, given=k))
+    assert len(root.findall(SVG_NS + "path")) == 6
+    for r, c in [(0, 0), (0, 1), (1, 1)]:
+        s = layout[r][c]
+        want = parse_path(plain.find(f"{SVG_NS}path[@id='cell-{r}-{c}']").get("d"))
+        given, cont = _split_paths(root, f"cell-{r}-{c}")
+        assert given.get("id") == f"cell-{r}-{c}" and cont.get("id") == f"cell-{r}-{c}-continuation"
+        g, t = parse_path(given.get("d")), parse_path(cont.get("d"))
+        # fitted together: the given points then the continuation's (less the joining point) are the cell's
+        joined = _pen_down_before(s, k)
+        pts = [p[1:] for p in g] + [p[1:] for p in t[1 if joined else 0:]]
+        assert len(pts) == len(s) == len(want)
+        np.testing.assert_allclose(pts, [p[1:] for p in want], atol=2e-3)
+        assert [cmd for cmd, _, _ in g] == [cmd for cmd, _, _ in want[:k]]
+
+
+def test_grid_png_given_applies_to_every_cell(tmp_path):
+    k = 15
+    layout = [[sheep(0), None], [sheep(1), sheep(2)]]
+    kw = dict(cell_size=80, labels=["a", "b"], label_width=20)
+    one = np.asarray(grid_png(layout, **kw))
+    img = grid_png(layout, given=k, **kw)
+    assert img.mode == "RGB" and img.size == (20 + 2 * 80, 2 * 80)
+    rgb = np.asarray(img)
+    np.testing.assert_array_equal((rgb < 255).any(axis=2), one < 255)  # ink, frames and labels alike
+    for r, c in [(0, 0), (1, 0), (1, 1)]:
+        cell = rgb[r * 80:(r + 1) * 80, 20 + c * 80:20 + (c + 1) * 80]
+        want = np.asarray(render_png(layout[r][c], size=80, given=k))
+        np.testing.assert_array_equal(cell[1:-1, 1:-1], want[1:-1, 1:-1])  # inside the frame
+        assert (cell[0, 5:-5] == 200).all()  # the grey frame stays grey
+    assert (rgb[:80, 100:] == 255).all()  # the empty cell
+    target = save_grid_png(layout, tmp_path / "g.png", given=k, **kw)
+    with Image.open(target) as back:
+        assert back.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(back), rgb)
+    assert save_grid_svg(layout, tmp_path / "g.svg", given=k).read_text(encoding="utf-8") == grid_svg(layout, given=k)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.0, 1.5, "3", True, [3], np.float64(2)])
+def test_bad_given_is_named(bad, tmp_path):
+    s, layout = sheep(0), [[sheep(0)]]
+    calls = [
+        lambda: sketch_to_svg(s, given=bad), lambda: render_png(s, given=bad),
+        lambda: grid_svg(layout, given=bad), lambda: grid_png(layout, given=bad),
+        lambda: save_svg(s, tmp_path / "x.svg", given=bad), lambda: save_png(s, tmp_path / "x.png", given=bad),
+        lambda: save_grid_svg(layout, tmp_path / "g.svg", given=bad),
+        lambda: save_grid_png(layout, tmp_path / "g.png", given=bad),
+        lambda: save_gif(s, tmp_path / "x.gif", given=bad),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="given must be a whole number >= 0"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------------------------------ GIF
 
 
@@ -333,6 +556,21 @@ def test_gif_points_per_frame(tmp_path):
     assert durations[-1] == 500 and set(durations[:-1]) == {20}
     frames2, _ = _frames(save_gif(s, tmp_path / "b.gif", size=64, points_per_frame=1, max_frames=10))
     assert 1 < len(frames2) <= 10
+
+
+def test_gif_with_given_draws_the_continuation_last(tmp_path):
+    s, k = sheep(4), 20  # 44 points, one stroke
+    frames = gif_frames(s, size=64, given=k)
+    final = np.asarray(render_png(s, size=64, given=k))
+    assert all(f.mode == "RGB" for f in frames)
+    np.testing.assert_array_equal(np.asarray(frames[-1]), final)
+    reddish = [bool((np.asarray(f).astype(int)[..., 0] > np.asarray(f).astype(int)[..., 1] + 8).any()) for f in frames]
+    assert reddish[-1] and not reddish[0] and reddish == sorted(reddish)  # black first, then the accent
+    target = save_gif(s, tmp_path / "c.gif", size=64, given=k)
+    with Image.open(target) as im:
+        im.seek(im.n_frames - 1)
+        back = np.asarray(im.convert("RGB")).astype(int)
+    assert np.abs(back - final).max() <= 24  # GIF's palette: 256 colours per frame
 
 
 # ------------------------------------------------------------------------------------- bad input

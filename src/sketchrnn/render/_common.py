@@ -1,4 +1,4 @@
-"""Helpers shared by the renderers: input checks, point fitting, path data and atomic file writes."""
+"""Helpers shared by the renderers: input checks, point fitting, path data, the given/continuation split."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from ..data.strokes import strokes_to_lines
 
 PathLike = Union[str, "os.PathLike[str]"]
 Layout = list[list[Optional[np.ndarray]]]
+
+# The colour of a completion's continuation (the points after the first `given`): tab:red, contrast
+# 5:1 on white, and in greyscale (L = 91) a mid grey that stays apart from the black given strokes.
+ACCENT = "#d62728"
+ACCENT_RGB = (0xD6, 0x27, 0x28)
 
 _SHAPE_HINT = "expected a numeric [n, 3] stroke-3 array of (dx, dy, p) rows"
 
@@ -43,6 +48,33 @@ def as_strokes(strokes: Any, what: str = "strokes") -> np.ndarray:
 def lines_of(data: np.ndarray) -> list[np.ndarray]:
     """Pen-down polylines of a validated sketch as ``[k, 2]`` arrays of absolute points (stroke units)."""
     return [np.asarray(line, dtype=np.float64).reshape(-1, 2) for line in strokes_to_lines(data)]
+
+
+def split_lines(lines: list[np.ndarray], given: Optional[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`lines` (a sketch's pen-down polylines, in order) split into those of the first `given` points and the rest.
+
+    The lines' points are the sketch's points in order, so a line's points have consecutive
+    indices. A point's connecting segment belongs to the later point: where a line is cut (the pen
+    stayed down from point given - 1 to point given), the continuation's first line starts at the
+    last given point, so the joining segment is the continuation's; a line that starts at point
+    `given` goes to the continuation whole.  None, or `given` >= the number of points: all given.
+    """
+    if given is None:
+        return lines, []
+    head: list[np.ndarray] = []
+    tail: list[np.ndarray] = []
+    start = 0  # index of the line's first point
+    for line in lines:
+        cut = given - start
+        if cut >= len(line):
+            head.append(line)
+        elif cut <= 0:
+            tail.append(line)
+        else:
+            head.append(line[:cut])
+            tail.append(line[cut - 1:])
+        start += len(line)
+    return head, tail
 
 
 def fit_lines(lines: list[np.ndarray], x0: float, y0: float, width: float, height: float) -> list[np.ndarray]:
@@ -100,6 +132,18 @@ def positive(value: Any, what: str, allow_zero: bool = False) -> float:
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         raise ValueError(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return v
+
+
+def whole(value: Any, what: str, minimum: int = 1) -> int:
+    """`value` as an int >= `minimum` (an integer type, not a bool or a float), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def as_given(given: Any) -> Optional[int]:
+    """The `given` argument of the renderers: None, or the number (>= 0) of leading points drawn in black."""
+    return None if given is None else whole(given, "given", minimum=0)
 
 
 def pair(value: Any, what: str, integer: bool = False) -> tuple[float, float]:

@@ -4,7 +4,8 @@ A layout is a sequence of rows, each a sequence of sketches; ``layout[row][col]`
 and scaled uniformly to fit its cell, and None (or an empty sketch) leaves the cell blank.
 Optional row labels go in a column on the left, optional column labels in a header row. Each cell
 that holds a sketch (an empty one too) is framed by a thin grey border unless `borders=False`, so
-that a sketch of one point reads as a result and not as a stray mark.
+that a sketch of one point reads as a result and not as a stray mark.  With `given` (a grid of
+completions of one prompt), every cell's first `given` points are black and the rest ``ACCENT``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ._common import (
-    Layout, PathLike, as_labels, as_layout, as_strokes, fit_lines, fmt, lines_of, pair, path_data,
-    positive,
+    Layout, PathLike, as_given, as_labels, as_layout, as_strokes, fit_lines, fmt, lines_of, pair, positive,
 )
 from .raster import _check_mode, _finish, _pil, default_margin, render_png, save_image
-from .svg import svg_document, svg_path, svg_text
+from .svg import sketch_paths, svg_document, svg_text
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -73,10 +73,16 @@ def _frame(layout: Layout, labels: Any, column_labels: Any, label_width: Optiona
 def grid_svg(sketches: Sketches, cell_size: Union[float, tuple[float, float]] = 100.0,
              labels: Optional[Sequence[str]] = None, column_labels: Optional[Sequence[str]] = None,
              stroke_width: float = 1.0, cell_margin: Optional[float] = None, label_width: Optional[float] = None,
-             font_size: float = 12.0, borders: bool = True) -> str:
+             font_size: float = 12.0, borders: bool = True, given: Optional[int] = None) -> str:
     """An SVG grid: one path (id ``cell-ROW-COL``) per non-empty cell, fitted inside the cell less
-    `cell_margin`, and a grey frame (``<rect class="cell-border">``) around each cell that holds a sketch."""
+    `cell_margin`, and a grey frame (``<rect class="cell-border">``) around each cell that holds a sketch.
+
+    With `given`, each cell has the black path of its first `given` points (id ``cell-ROW-COL``,
+    ``class="given"``) and the ``ACCENT`` path of the rest (id ``cell-ROW-COL-continuation``,
+    ``class="continuation"``), fitted together, as in ``sketch_to_svg``.
+    """
     layout = as_layout(sketches)
+    given = as_given(given)
     cw, ch = pair(cell_size, "cell_size")
     stroke_width = positive(stroke_width, "stroke_width")
     font_size = positive(font_size, "font_size")
@@ -98,7 +104,7 @@ def grid_svg(sketches: Sketches, cell_size: Union[float, tuple[float, float]] = 
                             'stroke-width="1"/>')
             x0, y0 = left + c * cw + inset, top + r * ch + inset
             lines = fit_lines(lines_of(data), x0, y0, cw - 2 * inset, ch - 2 * inset)
-            body.append(svg_path(path_data(lines), stroke_width, ident=f"cell-{r}-{c}"))
+            body.extend(sketch_paths(lines, stroke_width, given, ident=f"cell-{r}-{c}"))
     for r, text in enumerate(rows or []):
         body.append(svg_text(left - font_size / 2, top + (r + 0.5) * ch, text, font_size, "end"))
     for c, text in enumerate(cols or []):
@@ -125,12 +131,18 @@ def _font(font_size: float) -> Any:
 def grid_png(sketches: Sketches, cell_size: Union[int, tuple[int, int]] = 128, stroke_width: float = 2.0,
              cell_margin: Optional[float] = None, labels: Optional[Sequence[str]] = None,
              column_labels: Optional[Sequence[str]] = None, label_width: Optional[int] = None,
-             font_size: float = 12.0, mode: str = "L", borders: bool = True) -> "PILImage.Image":
+             font_size: float = 12.0, mode: Optional[str] = None, borders: bool = True,
+             given: Optional[int] = None) -> "PILImage.Image":
     """A raster grid (white background); each non-empty cell is ``render_png`` of its sketch at the cell
-    size, framed by a one-pixel grey border unless `borders` is False."""
+    size, framed by a one-pixel grey border unless `borders` is False.
+
+    With `given`, every cell is drawn with that `given` (its first `given` points black, the rest
+    ``ACCENT``) and the grid is RGB; `mode` None means L, or RGB with `given`, as in ``render_png``.
+    """
     Image, ImageDraw = _pil()
     _check_mode(mode)
     layout = as_layout(sketches)
+    given = as_given(given)
     cw, ch = pair(cell_size, "cell_size", integer=True)
     font_size = positive(font_size, "font_size")
     font = _font(font_size)
@@ -139,11 +151,13 @@ def grid_png(sketches: Sketches, cell_size: Union[int, tuple[int, int]] = 128, s
                                    lambda text: scratch.textlength(text, font=font))
     left, top = int(round(left)), int(round(top))
     n_cols = max(len(row) for row in layout)
-    img = Image.new("L", (left + n_cols * cw, top + len(layout) * ch), 255)
+    full = (left + n_cols * cw, top + len(layout) * ch)
+    img = Image.new("L", full, 255) if given is None else Image.new("RGB", full, (255, 255, 255))
+    border, text_ink = (BORDER_GREY, 0) if given is None else ((BORDER_GREY,) * 3, (0, 0, 0))
     for r, row in enumerate(layout):
         for c, data in enumerate(row):
             if data is not None:
-                cell = render_png(data, size=(cw, ch), stroke_width=stroke_width, margin=cell_margin)
+                cell = render_png(data, size=(cw, ch), stroke_width=stroke_width, margin=cell_margin, given=given)
                 img.paste(cell, (left + c * cw, top + r * ch))
     draw = ImageDraw.Draw(img)
     if borders:
@@ -151,13 +165,13 @@ def grid_png(sketches: Sketches, cell_size: Union[int, tuple[int, int]] = 128, s
             for c, data in enumerate(row):
                 if data is not None:
                     x0, y0 = left + c * cw, top + r * ch
-                    draw.rectangle([x0, y0, x0 + cw - 1, y0 + ch - 1], outline=BORDER_GREY)
+                    draw.rectangle([x0, y0, x0 + cw - 1, y0 + ch - 1], outline=border)
 
     def put(text: str, x: float, y: float, anchor_right: bool) -> None:
         """Draw `text` centred vertically on y, ending at x (row labels) or centred on x (column labels)."""
         x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
         tx = x - (x1 - x0) if anchor_right else x - (x1 - x0) / 2
-        draw.text((tx - x0, y - (y1 + y0) / 2), text, fill=0, font=font)
+        draw.text((tx - x0, y - (y1 + y0) / 2), text, fill=text_ink, font=font)
 
     for r, text in enumerate(rows or []):
         put(text, left - font_size / 2, top + (r + 0.5) * ch, True)
