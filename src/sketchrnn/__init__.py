@@ -18,24 +18,24 @@ __version__ = "0.1.0"
 
 
 def load(path: str | Path, which: str = "best") -> SketchRNN:
-    """Load a model: a training run directory, a saved model directory, or a magenta-js ``.gen.json``.
+    """Load a model: a training run directory, a saved model directory, or a magenta-js ``.gen.json`` / ``.vae.json``.
 
     For a run directory, `which="best"` gives the best model on validation (the latest where no
     validation has run yet) and `which="last"` the latest checkpoint.
     """
-    from .interop.magenta_js import load_gen_json
+    from .interop.magenta_js import load_magenta_js
     from .store import is_model_dir, load_model
     from .train.checkpoint import is_run_dir, load_run_model
 
     path = Path(path)
     if path.name.endswith(".json") and path.is_file():
-        return load_gen_json(path)
+        return load_magenta_js(path)  # decoder-only or VAE, as the file's info says
     if path.is_dir() and is_run_dir(path):
         return load_run_model(path, which)
     if path.is_dir() and is_model_dir(path):
         return load_model(path)
     raise FileNotFoundError(
-        f"{path}: no such model (expected a training run, a saved model directory or a .gen.json file)")
+        f"{path}: no such model (expected a training run, a saved model directory or a .gen.json / .vae.json file)")
 
 
 def __getattr__(name: str) -> Any:

@@ -44,12 +44,15 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 
 def model_config(model: SketchRNN) -> dict[str, Any]:
     """The JSON description of a model (everything but the weights)."""
-    return {
+    config = {
         "format": FORMAT,
         "version": VERSION,
         "hparams": model.hps.to_magenta_dict(),
         "scale_factor": model.scale_factor,
     }
+    if model.tanh_z_for_initial_state:  # only models imported from magenta-js files before version 6
+        config["tanh_z_for_initial_state"] = True
+    return config
 
 
 def save_model(model: SketchRNN, directory: str | Path) -> Path:
@@ -78,6 +81,7 @@ def load_model(directory: str | Path) -> SketchRNN:
     try:
         hps = HParams.from_dict(config["hparams"], strict=False)
         model = SketchRNN(hps, scale_factor=float(config.get("scale_factor", 1.0)))
+        model.tanh_z_for_initial_state = config.get("tanh_z_for_initial_state", False) is True
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{config_path}: {exc}") from None
     try:
