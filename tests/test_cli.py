@@ -30,7 +30,7 @@ from sketchrnn.train import is_run_dir
 SUBSET = GOLDEN_TF / "aaron_sheep_subset_le60.npz"
 SHEEP = MODELS_JS / "sheep.gen.json"
 COMMANDS = ("train", "eval", "sample", "reconstruct", "interpolate", "info",
-            "data download", "data convert", "data info", "data show")
+            "data download", "data convert", "data info", "data show", "models list", "models download")
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
 
@@ -98,7 +98,7 @@ def readme_flags() -> dict[str, set[str]]:
     """The flags each command lists in the README's command-line table."""
     flags: dict[str, set[str]] = {}
     for line in (ROOT / "README.md").read_text().splitlines():
-        m = re.match(r"\|\s*`sketchrnn ((?:data )?\w+)(.*?)`\s*\|", line)
+        m = re.match(r"\|\s*`sketchrnn ((?:data |models )?\w+)(.*?)`\s*\|", line)
         if m:
             flags[m.group(1)] = set(re.findall(r"--[a-z][a-z-]*", m.group(2)))
     return flags

@@ -14,7 +14,7 @@ from httpserver import FileServer
 
 from conftest import DATA, SHARED
 from sketchrnn.data import DataFileError, load_npz
-from sketchrnn.data import sources
+from sketchrnn import transfer
 from sketchrnn.data.sources import (
     KINDS, QUICKDRAW_URL, bundled_path, cached_file, category_url, download, quickdraw_root, resolve,
 )
@@ -51,7 +51,7 @@ def server(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def no_retry_delay(monkeypatch):
     """Interrupted transfers are resumed at once."""
-    monkeypatch.setattr(sources, "_RETRY_DELAY", 0.0)
+    monkeypatch.setattr(transfer, "RETRY_DELAY", 0.0)
 
 
 def closed_port_url() -> str:
@@ -202,7 +202,7 @@ def test_interrupted_download_resumes_with_a_range_request(server, tmp_path) -> 
 
 
 def test_partial_file_is_kept_and_resumed_by_the_next_call(server, tmp_path) -> None:
-    attempts = sources._ATTEMPTS
+    attempts = transfer.ATTEMPTS
     server.faults.cut_after = 100_000  # every answer breaks after 100 kB
     with pytest.raises(DataFileError, match=r"interrupted .*kept in .*sheep\.npz\.part.*resumes") as err:
         download("sheep", directory=tmp_path, base_url=server.url)
@@ -239,13 +239,13 @@ def test_unsatisfiable_range_restarts_cleanly(server, tmp_path) -> None:
 
 def test_concurrent_downloads_of_one_file_take_turns(server, tmp_path, monkeypatch) -> None:
     results: list[Path | BaseException] = []
-    fetch_and_keep = sources._fetch_and_keep
+    fetch_and_keep = transfer._fetch_and_keep
 
     def slow_fetch_and_keep(*args, **kwargs) -> None:  # keep the others waiting at the lock
         time.sleep(0.3)
         fetch_and_keep(*args, **kwargs)
 
-    monkeypatch.setattr(sources, "_fetch_and_keep", slow_fetch_and_keep)
+    monkeypatch.setattr(transfer, "_fetch_and_keep", slow_fetch_and_keep)
 
     def fetch() -> None:
         try:

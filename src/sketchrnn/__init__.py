@@ -21,13 +21,15 @@ def load(path: str | Path, which: str = "best") -> SketchRNN:
     """Load a model: a training run directory, a saved model directory, or a magenta-js ``.gen.json`` / ``.vae.json``.
 
     For a run directory, `which="best"` gives the best model on validation (the latest where no
-    validation has run yet) and `which="last"` the latest checkpoint.
+    validation has run yet) and `which="last"` the latest checkpoint. A path that does not exist may
+    be an official model's name, ``cat`` or ``cat.vae`` (`sketchrnn.zoo`: downloaded on first use).
     """
     from .interop.magenta_js import load_magenta_js
     from .store import is_model_dir, load_model
     from .train.checkpoint import is_run_dir, load_run_model
+    from .zoo import model_path
 
-    path = Path(path)
+    path = model_path(path)  # an existing path as it is; an official model's name (cat, cat.vae) → its file
     if path.name.endswith(".json") and path.is_file():
         return load_magenta_js(path)  # decoder-only or VAE, as the file's info says
     if path.is_dir() and is_run_dir(path):
@@ -36,6 +38,20 @@ def load(path: str | Path, which: str = "best") -> SketchRNN:
         return load_model(path)
     raise FileNotFoundError(
         f"{path}: no such model (expected a training run, a saved model directory or a .gen.json / .vae.json file)")
+
+
+def pretrained(name: str, kind: str = "gen", set: str = "large_models") -> SketchRNN:
+    """An official pretrained model (`sketchrnn models list`), downloaded into the cache on first use.
+
+    `kind` is ``"gen"`` (decoder only) or ``"vae"`` (with an encoder), `set` ``"large_models"`` or
+    ``"models"``; ``$SKETCHRNN_MODELS_URL`` replaces Google's address. The sheep gen model ships with
+    the package. See `sketchrnn.zoo`.
+    """
+    import sys
+
+    from .zoo import download_model
+
+    return load(download_model(name, kind, set, progress=sys.stderr.isatty()))
 
 
 def __getattr__(name: str) -> Any:
@@ -52,4 +68,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), "SketchRNN"])
 
 
-__all__ = ["HParams", "SketchRNN", "load", "__version__"]
+__all__ = ["HParams", "SketchRNN", "load", "pretrained", "__version__"]

@@ -11,6 +11,11 @@
     sketchrnn data convert INPUT... --out FILE [--format packed|official] [--errors raise|skip] ...
     sketchrnn data info FILE [--json]
     sketchrnn data show FILE [--split S] [--n 16] [--class NAME] --out grid.svg|grid.png
+    sketchrnn models list [--kind gen|vae] [--set large_models|models]
+    sketchrnn models download NAME... [--kind gen|vae] [--set large_models|models] [--base-url URL]
+
+A MODEL (RUN_DIR) is a training run, a saved model directory, a model file, or an official model's
+name (cat, cat.vae: sketchrnn.zoo, downloaded on first use; the sheep model is bundled).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from .hparams import PRESETS, HParams
 from .errors import TrainingError
 
 
+MODEL_HELP = ("a training run, a saved model directory, a model file (.gen.json, .vae.json), or an official "
+              "model's name: cat, cat.vae (sketchrnn models list; downloaded on first use)")
 SAMPLE_TEMPERATURE = 0.5  # clean sketches from young and trained models alike; the README's first command uses it
 
 
@@ -285,20 +292,19 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from . import load
     from .hparams import ARCHITECTURE
+    from .zoo import model_path
 
-    model = load(args.model)
-    path = Path(args.model)
-    print(f"model: {args.model}")
+    path = model_path(args.model)
+    model = load(path)
+    print(f"model: {args.model}" + (f" ({path})" if str(path) != args.model else ""))
     print(f"scale factor: {model.scale_factor:g}")
     settings = model.hps.to_dict()
     shown = [k for k in ARCHITECTURE if model.hps.conditional or not k.startswith(("enc_", "z_"))]
     print("architecture:")
     for key in shown:
         print(f"  {key} = {settings[key]}")
-    if path.is_file():  # a magenta-js file records its own facts, not our training settings
-        from .interop.magenta_js import read_gen_json
-
-        facts = read_gen_json(path)[0]
+    if path.is_file():  # a magenta-js file (gen or vae) records its own facts, not our training settings
+        facts = json.loads(path.read_text())[0]  # [info, dims, blobs], read and checked by load() above
         print("file info:")
         for key, value in facts.items():
             print(f"  {key} = {value}")
@@ -405,6 +411,45 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- the official models
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from .zoo import NAMES, bundled_model, cached_model, kinds_of
+
+    kinds = [args.kind] if args.kind else ["gen", "vae"]
+
+    def where(name: str, kind: str) -> str:
+        if kind not in kinds_of(name):
+            return ""
+        if bundled_model(name, kind, args.set):
+            return "bundled"
+        return "cached" if cached_model(name, kind, args.set).is_file() else "-"
+
+    names = [n for n in NAMES if any(k in kinds_of(n) for k in kinds)]
+    print(f"{'name':<20s} " + " ".join(f"{k:<8s}" for k in kinds).rstrip())
+    for name in names:
+        print(f"{name:<20s} " + " ".join(f"{where(name, k):<8s}" for k in kinds).rstrip())
+    counts = ", ".join(f"{sum(k in kinds_of(n) for n in NAMES)} {k}" for k in kinds)
+    print(f"{len(names)} official models in {args.set} ({counts}); bundled: in the package; cached: in "
+          f"{cached_model(names[0], kinds[0], args.set).parent}; -: downloaded on first use")
+    print("a MODEL argument takes a name as cat (gen) or cat.vae (large_models); "
+          "sketchrnn.pretrained(name, kind, set) takes any")
+    return 0
+
+
+def cmd_models_download(args: argparse.Namespace) -> int:
+    from .zoo import download_model, model_url, parse_name
+
+    wanted = []
+    for spec in args.names:  # every name checked before anything is fetched
+        name, kind = (parse_name(spec) if "." in spec else None) or (spec, args.kind)
+        model_url(name, kind, args.set, args.base_url)
+        wanted.append((name, kind))
+    for name, kind in wanted:
+        print(download_model(name, kind, args.set, base_url=args.base_url, progress=not args.quiet,
+                             verify=args.verify))
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def _preset_steps() -> str:
     """Each preset's num_steps, for the help of `train --steps`."""
@@ -415,7 +460,7 @@ def _preset_steps() -> str:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a training run, a saved model directory or a .gen.json file")
+    p.add_argument("run_dir", metavar="RUN_DIR", help=MODEL_HELP)
     p.add_argument("--which", choices=["best", "last"], default="best",
                    help="for a run: the best model on validation (default) or the latest checkpoint")
 
@@ -496,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("info", help="a model's settings and parameter counts")
-    p.add_argument("model", help="a run, a saved model directory or a magenta-js .gen.json file")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.set_defaults(func=cmd_info)
 
     data = sub.add_parser("data", help="Quick, Draw! data: download, convert, info, show",
@@ -549,6 +594,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="grid.svg", help="picture to write, .svg or .png (default grid.svg)")
     p.set_defaults(func=cmd_data_show)
+
+    models = sub.add_parser("models", help="the official pretrained models: list, download",
+                            description="The official pretrained sketch-rnn models (magenta-js files), by name.")
+    msub = models.add_subparsers(dest="models_command", required=True, metavar="MODELS_COMMAND")
+    sets = ["large_models", "models"]
+    p = msub.add_parser("list", help="the official model names, and which are on this machine",
+                        description="List the 114 official models (gen: decoder only; vae: with an encoder).")
+    p.add_argument("--kind", choices=["gen", "vae"], help="only models of this kind (default: both columns)")
+    p.add_argument("--set", default="large_models", choices=sets, help="the published set (default large_models)")
+    p.set_defaults(func=cmd_models_list)
+    p = msub.add_parser("download", help="fetch official models into the cache",
+                        description="Download official models (resumes, checks size, MD5 and content).")
+    p.add_argument("names", nargs="+", metavar="NAME",
+                   help="official model names, e.g. cat catpig; a name with its kind (cat.vae) keeps that kind")
+    p.add_argument("--kind", default="gen", choices=["gen", "vae"], help="gen (decoder only; default) or vae")
+    p.add_argument("--set", default="large_models", choices=sets, help="the published set (default large_models)")
+    p.add_argument("--base-url", help="the root above the sets instead of Google's (also $SKETCHRNN_MODELS_URL)")
+    p.add_argument("--verify", action="store_true", help="re-hash and fully check models already in the cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_models_download)
     return parser
 
 
