@@ -29,7 +29,7 @@ from sketchrnn.train import is_run_dir
 
 SUBSET = GOLDEN_TF / "aaron_sheep_subset_le60.npz"
 SHEEP = MODELS_JS / "sheep.gen.json"
-COMMANDS = ("train", "eval", "sample", "reconstruct", "interpolate", "info",
+COMMANDS = ("train", "eval", "sample", "complete", "reconstruct", "interpolate", "info",
             "data download", "data convert", "data info", "data show", "models list", "models download")
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -440,3 +440,74 @@ def test_bad_hparams_value(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "z_size" in err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------- complete
+NDJSON_SHEEP = ROOT.parent / "shared" / "ndjson" / "simplified" / "sheep.ndjson"
+
+
+def test_complete_writes_a_grid_each_alternative_and_the_strokes(tmp_path, capsys):
+    out = tmp_path / "done"
+    assert main(["complete", str(SHEEP), "--strokes", str(NDJSON_SHEEP), "--index", "2", "--first", "35",
+                 "--scale", "3", "--seed", "1", "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("wrote 9 completions of 35 given points") and str(out) in line, line
+    saved = load_npz(out / "complete.npz")
+    (given,) = saved["given"]
+    assert len(given) == 35 and len(saved["continuation"]) == 9 == len(saved["complete"])
+    for c, whole in zip(saved["continuation"], saved["complete"]):
+        assert np.array_equal(np.concatenate([given, c]), whole)
+    for i in range(9):
+        check_svg(out / f"complete_{i:03d}.svg")
+        with Image.open(out / f"complete_{i:03d}.png") as img:
+            assert img.mode == "RGB"
+            pixels = np.asarray(img)
+        red = (pixels[..., 0] > 150) & (pixels[..., 1] < 100)
+        dark = pixels.max(axis=-1) < 60
+        assert red.any() and dark.any()  # the continuation in the accent colour, the given strokes in black
+    root = ET.parse(out / "grid.svg").getroot()
+    assert len([p for p in root.iter(f"{SVG_NS}path") if p.get("class") == "continuation"]) == 9
+    # repeatable, and the same as the Python API on the same input
+    api = sketchrnn.load(SHEEP).complete(given.astype(np.float64), n=9, temperature=0.5, seed=1)
+    for a, b in zip(saved["continuation"], api):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)  # stored as float32
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz", ".svg"])
+def test_complete_reads_every_kind_of_strokes_file(tmp_path, suffix, capsys):
+    sheep = load_npz(SUBSET)["test"][0][:12]
+    path = tmp_path / f"part{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(sheep.tolist()))
+    elif suffix == ".npz":
+        from sketchrnn.data import save_npz
+
+        save_npz(path, {"train": [sheep]})
+    else:
+        from sketchrnn.render import save_svg
+
+        save_svg(sheep, path)
+    assert main(["complete", str(SHEEP), "--strokes", str(path), "--n", "2", "--out", str(tmp_path / "o")]) == 0
+    assert len(load_npz(tmp_path / "o" / "complete.npz")["continuation"]) == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[[1, 2]]", "shape [1, 2]"),
+    ("[[1, 2, 0], [NaN, 1, 1]]", "row 1 is not finite"),
+    ("not json", "not JSON"),
+])
+def test_complete_refuses_bad_strokes_in_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    assert main(["complete", str(SHEEP), "--strokes", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and message in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_complete_of_a_sketch_too_long_for_the_model(tmp_path, capsys):
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps([[1.0, 0.0, 0]] * 200))
+    assert main(["complete", str(SHEEP), "--strokes", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "200 points" in err and "at most 156" in err and len(err.splitlines()) == 1

@@ -54,6 +54,9 @@ def pretrained(name: str, kind: str = "gen", set: str = "large_models") -> Sketc
     return load(download_model(name, kind, set, progress=sys.stderr.isatty()))
 
 
+_ROOMS = ("cache", "cpu", "data", "generate", "interop", "model", "render", "store", "train")
+
+
 def __getattr__(name: str) -> Any:
     """`sketchrnn.SketchRNN`, imported (with torch) only when first asked for."""
     if name == "SketchRNN":
@@ -61,6 +64,10 @@ def __getattr__(name: str) -> Any:
 
         globals()[name] = SketchRNN  # later look-ups find it directly
         return SketchRNN
+    if name in _ROOMS:  # `sketchrnn.data.load_npz(...)` works without importing the room first
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

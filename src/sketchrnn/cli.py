@@ -36,7 +36,7 @@ from .errors import TrainingError
 
 MODEL_HELP = ("a training run, a saved model directory, a model file (.gen.json, .vae.json), or an official "
               "model's name: cat, cat.vae (sketchrnn models list; downloaded on first use)")
-SAMPLE_TEMPERATURE = 0.5  # clean sketches from young and trained models alike; the README's first command uses it
+SAMPLE_TEMPERATURE = 0.5  # tidy sketches from trained models (the official ones included), as the demos draw
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -247,6 +247,83 @@ def cmd_sample(args: argparse.Namespace) -> int:
         written += _write_grid(out, rows, "sweep", labels=[f"T={t:g}" for t in args.sweep])
         what += f" and a temperature sweep at τ = {', '.join(f'{t:g}' for t in args.sweep)} (sweep.svg, sweep.png)"
     _finish_outputs(out, written, _own_outputs("sample|grid|sweep"), what)
+    return 0
+
+
+def _read_partial_sketch(path: str, index: int) -> np.ndarray:
+    """Sketch number `index` of a file, stroke-3: a dataset .npz, an .ndjson drawing, an .svg, or JSON rows."""
+    from .data import DataFileError, drawing_to_stroke3, is_raw_drawing, read_ndjson, read_svg, simplify_raw
+    from .data.dataset import read_splits
+    from .data.npz import load_npz
+    from .data.packed import is_packed
+
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if suffix == ".json":
+        try:
+            rows = json.loads(file.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataFileError(f"{path}: not JSON ({exc})") from None
+        if index:
+            raise ValueError(f"{path}: a JSON file holds one sketch; --index does not apply")
+        return rows  # complete() checks the rows and says what is wrong
+    if suffix == ".svg":
+        drawings = [simplify_raw(read_svg(file))]  # as `data convert` treats an SVG
+    elif suffix == ".ndjson":
+        drawings = [d["drawing"] for d in read_ndjson(file)]
+        drawings = [simplify_raw(d) if is_raw_drawing(d) else d for d in drawings]
+    elif suffix == ".npz":
+        data = read_splits([file]) if is_packed(file) else load_npz(file)
+        drawings = None
+        sketches = next((v for v in data.values() if len(v)), [])
+    else:
+        raise ValueError(f"{path}: expected a .npz, .ndjson, .svg or .json (stroke-3 rows) file")
+    count = len(drawings) if drawings is not None else len(sketches)
+    if not 0 <= index < count:
+        raise ValueError(f"{path}: --index {index} is out of range: the file holds {count} sketches")
+    if drawings is not None:
+        return drawing_to_stroke3(drawings[index]).astype(np.float64)
+    return np.asarray(sketches[index], dtype=np.float64)
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    from .data.npz import save_npz
+    from .render import grid_from_list, save_png, save_svg
+
+    model = _load(args.model, args.which)
+    given = _read_partial_sketch(args.strokes, args.index)
+    if args.first is not None:
+        if args.first < 0:
+            raise ValueError(f"--first {args.first}: expected a number of points >= 0")
+        given = given[: args.first]
+    if args.scale != 1:
+        given = np.asarray(given, dtype=np.float64) * [args.scale, args.scale, 1]
+    z = None if args.z == "prior" or not model.hps.conditional else args.z
+    if args.z == "encode" and not model.hps.conditional:
+        raise ValueError(f"{args.model}: an unconditional model has no encoder: drop --z encode")
+    try:
+        continuations = model.complete(given, n=args.n, temperature=args.temperature, z=z, seed=args.seed,
+                                       greedy=args.greedy)
+    except ValueError as exc:
+        raise ValueError(f"{args.strokes}: {exc}") from None
+    given = np.asarray(given, dtype=np.float64).reshape(-1, 3)
+    finished = [np.concatenate([given, c]) for c in continuations]
+    k = len(given)
+    out = Path(args.out)
+    written = []
+    for i, sketch in enumerate(finished):
+        written += [save_svg(sketch, out / f"complete_{i:03d}.svg", given=k),
+                    save_png(sketch, out / f"complete_{i:03d}.png", given=k)]
+    written += _write_grid(out, grid_from_list(finished), "grid", given=k)
+    save_npz(out / "complete.npz", {"given": [given.astype(np.float32)],
+                                    "continuation": [c.astype(np.float32) for c in continuations],
+                                    "complete": [s.astype(np.float32) for s in finished]}, dtype=np.float32)
+    written.append(out / "complete.npz")
+    what = (f"{len(finished)} completions of {k} given points (complete_*.svg/.png, grid.svg/.png, complete.npz "
+            f"with splits given, continuation, complete)")
+    _finish_outputs(out, written, _own_outputs("complete|grid"), what)
     return 0
 
 
@@ -519,6 +596,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also draw a temperature sweep: one row per τ, the same z down each column")
     p.add_argument("--out", default="samples", help="output directory (default: samples)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("complete", help="finish a partial sketch: N alternatives in one batch",
+                       description="Prime the model on the given strokes and draw N continuations.")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("--which", choices=["best", "last"], default="best",
+                   help="for a run: the best model on validation (default) or the latest checkpoint")
+    p.add_argument("--strokes", required=True, metavar="FILE",
+                   help="the partial sketch: a dataset .npz, an .ndjson drawing, an .svg, or a JSON list of "
+                        "stroke-3 rows [[dx, dy, p], ...] in the model's data units")
+    p.add_argument("--index", type=int, default=0, help="which sketch of the .npz or .ndjson file (default 0)")
+    p.add_argument("--first", type=int, metavar="K", help="keep only the sketch's first K points (a start to finish)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply the given offsets first (like the demos' pixel factor; default 1)")
+    p.add_argument("--n", type=int, default=9, help="number of alternatives (default 9)")
+    p.add_argument("--temperature", type=float, default=SAMPLE_TEMPERATURE,
+                   help=f"τ; 0 means greedy (default {SAMPLE_TEMPERATURE:g})")
+    p.add_argument("--greedy", action="store_true", help="most likely component, pen state and offsets")
+    p.add_argument("--z", choices=["prior", "encode"], default="prior",
+                   help="conditional models: one prior draw per alternative (default), or the partial "
+                        "sketch's own z (encode)")
+    p.add_argument("--seed", type=int, help="seed for repeatable output")
+    p.add_argument("--out", default="completions", help="output directory (default: completions)")
+    p.set_defaults(func=cmd_complete)
 
     p = sub.add_parser("reconstruct", help="encode sketches and draw them back",
                        description="Originals beside their reconstructions.")
