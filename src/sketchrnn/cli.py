@@ -327,6 +327,24 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .web import create_app
+    except ImportError as exc:
+        raise ValueError(f"sketchrnn serve needs the web extra ({exc.name} is missing): "
+                         "pip install 'sketchrnn[web]'") from None
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach this machine can use the models "
+              "(the default, 127.0.0.1, is this machine only)", file=sys.stderr)
+    app = create_app(args.models or None, device=args.device)
+    names = ", ".join(app.state.served)
+    print(f"serving {names} at http://{args.host}:{args.port}/ (API docs at /docs; Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     model = _load(args.run_dir, args.which)
     originals = _pick(_run_sketches(args.run_dir, args.split, args.file), args.n, args.seed)
@@ -619,6 +637,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for repeatable output")
     p.add_argument("--out", default="completions", help="output directory (default: completions)")
     p.set_defaults(func=cmd_complete)
+
+    p = sub.add_parser("serve", help="a web page where the model finishes your drawing",
+                       description="Serve the models in a local web app (pip install 'sketchrnn[web]').")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="models to serve (default: the bundled official model and every cached one); " + MODEL_HELP)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, or auto")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("reconstruct", help="encode sketches and draw them back",
                        description="Originals beside their reconstructions.")

@@ -13,6 +13,7 @@ has a point), and the last point of every sketch lifts the pen.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -26,7 +27,8 @@ from .model.mixture import split_output
 from .model.vae import STROKE_DIM
 
 
-def _generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    """A generator seeded with `seed` on `device`, or None (torch's default generator) without a seed."""
     if seed is None:
         return None
     gen = torch.Generator(device=device)
@@ -60,56 +62,78 @@ def _draw(logits: Tensor, temperature: float, greedy: bool, gen: torch.Generator
 
 
 def _settings(model: SketchRNN, n: int, temperature: float, greedy: bool, seed: int | None):
-    """Checked arguments shared by the samplers: (greedy, device, dtype, generator); the model in eval mode."""
+    """Checked arguments shared by the samplers: (greedy, generator); the model in eval mode."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     model.eval()
-    param = next(model.parameters())
-    return greedy or temperature == 0, param.device, param.dtype, _generator(seed, param.device)
+    return greedy or temperature == 0, seeded_generator(seed, next(model.parameters()).device)
 
 
-def _start_token(n: int, device, dtype) -> Tensor:
-    x = torch.zeros(n, STROKE_DIM, device=device, dtype=dtype)
-    x[:, 2] = 1  # S0 = (0, 0, 1, 0, 0)
+@dataclass
+class Start:
+    """Where drawing begins: the decoder `state` (its output is the distribution of the first point
+    to draw), each sketch's constant input term (the z part of [S; z] W), and the point limit."""
+
+    state: tuple[Tensor, ...]
+    constant: Tensor
+    max_len: int
+
+
+def draw_points(mix, temperature: float, greedy: bool, gen: torch.Generator | None,
+                first: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """One point per row of a mixture (normalised units): (dx, dy, pen), pen 0/1/2 = down/up/end.
+
+    `first`: the sketch's first point, which cannot be the end of sketch.
+    """
+    a = len(mix.pi_logits)
+    rows = torch.arange(a, device=mix.pi_logits.device)
+    k = _draw(mix.pi_logits, temperature, greedy, gen)  # mixture component j ~ Π(τ)
+    pen_logits = mix.pen_logits
+    if first:  # at least one point: no end-of-sketch before the first move
+        pen_logits = pen_logits.clone()
+        pen_logits[:, 2] = -float("inf")
+    pen = _draw(pen_logits, temperature, greedy, gen)  # pen state ~ q(τ)
+    mu1, mu2 = mix.mu1[rows, k], mix.mu2[rows, k]
+    if greedy:
+        return mu1, mu2, pen
+    s1, s2, rho = mix.sigma1[rows, k] * temperature, mix.sigma2[rows, k] * temperature, mix.rho[rows, k]
+    e = torch.randn(2, a, generator=gen, device=mu1.device, dtype=mu1.dtype)
+    dx = mu1 + s1 * e[0]
+    dy = mu2 + s2 * (rho * e[0] + torch.sqrt(1 - rho * rho) * e[1])  # the bivariate normal N(μ, Σ τ²)
+    return dx, dy, pen
+
+
+def point_inputs(dx: Tensor, dy: Tensor, pen: Tensor) -> Tensor:
+    """The decoder's next inputs, stroke-5 rows (dx, dy, p1, p2, p3), for drawn points."""
+    x = torch.zeros(len(dx), STROKE_DIM, device=dx.device, dtype=dx.dtype)
+    x[:, 0], x[:, 1] = dx, dy
+    x[torch.arange(len(dx), device=dx.device), 2 + pen] = 1
     return x
 
 
-def _draw_sketches(model: SketchRNN, state, constant: Tensor, max_len: int, temperature: float, greedy: bool,
+def decoder_step(model: SketchRNN, state, constant: Tensor, x: Tensor):
+    """The decoder state after reading inputs `x` (stroke-5 rows), one row per sketch."""
+    w_stroke = model.dec_cell.input_weight()[:STROKE_DIM]
+    return cell_step(model.dec_cell, torch.addmm(constant, x, w_stroke), state)  # fused kernels where they apply
+
+
+def _draw_sketches(model: SketchRNN, start: Start, temperature: float, greedy: bool,
                    gen: torch.Generator | None) -> list[np.ndarray]:
-    """Sketches drawn point by point from decoder `state` (whose output is the distribution of the
-    first point to draw) until each draws the end of sketch or `max_len` points; stroke-3, data units."""
-    cell, m = model.dec_cell, model.hps.num_mixture
+    """Sketches drawn point by point from `start` until each draws the end of sketch or reaches its
+    limit; stroke-3, data units."""
+    state, constant, max_len = start.state, start.constant, start.max_len
     n, device, dtype = len(constant), constant.device, constant.dtype
-    w_stroke = cell.input_weight()[:STROKE_DIM]
     out = torch.zeros(max_len, n, 3, device=device, dtype=dtype)
     lengths = torch.full((n,), max_len, dtype=torch.long)
     active = torch.arange(n, device=device)
-    rows = torch.arange(n, device=device)
     for t in range(max_len):
-        mix = split_output(model.output(cell.output(state)), m)
-        a = len(active)
-        k = _draw(mix.pi_logits, temperature, greedy, gen)  # mixture component j ~ Π(τ)
-        pen_logits = mix.pen_logits
-        if t == 0:  # at least one point: no end-of-sketch before the first move
-            pen_logits = pen_logits.clone()
-            pen_logits[:, 2] = -float("inf")
-        pen = _draw(pen_logits, temperature, greedy, gen)  # pen state ~ q(τ)
-        pick = rows[:a]
-        mu1, mu2 = mix.mu1[pick, k], mix.mu2[pick, k]
-        if greedy:
-            dx, dy = mu1, mu2
-        else:
-            s1, s2, rho = mix.sigma1[pick, k] * temperature, mix.sigma2[pick, k] * temperature, mix.rho[pick, k]
-            e = torch.randn(2, a, generator=gen, device=device, dtype=dtype)
-            dx = mu1 + s1 * e[0]
-            dy = mu2 + s2 * (rho * e[0] + torch.sqrt(1 - rho * rho) * e[1])
+        mix = split_output(model.output(model.dec_cell.output(state)), model.hps.num_mixture)
+        dx, dy, pen = draw_points(mix, temperature, greedy, gen, first=t == 0)
         out[t, active, 0], out[t, active, 1] = dx, dy
         out[t, active, 2] = (pen == 1).to(dtype)
-        x = torch.zeros(a, STROKE_DIM, device=device, dtype=dtype)
-        x[:, 0], x[:, 1] = dx, dy
-        x[pick, 2 + pen] = 1
+        x = point_inputs(dx, dy, pen)
         done = pen == 2
         if bool(done.any()):  # finished sketches leave the batch
             lengths[active[done].cpu()] = t
@@ -118,16 +142,60 @@ def _draw_sketches(model: SketchRNN, state, constant: Tensor, max_len: int, temp
             state = tuple(s[keep] for s in state)
         if len(active) == 0 or t == max_len - 1:
             break
-        state = cell_step(cell, torch.addmm(constant, x, w_stroke), state)  # fused kernels where they apply
+        state = decoder_step(model, state, constant, x)
     strokes = out.permute(1, 0, 2).cpu().numpy().astype(np.float64)
-    result = []
-    for i in range(n):
-        s = strokes[i, : int(lengths[i])].copy()
-        s[:, 0:2] *= model.scale_factor
-        if len(s):
-            s[-1, 2] = 1  # every sketch ends with the pen up
-        result.append(s)
-    return result
+    return [to_data_units(model, strokes[i, : int(lengths[i])]) for i in range(n)]
+
+
+def to_data_units(model: SketchRNN, strokes: np.ndarray) -> np.ndarray:
+    """Drawn stroke-3 rows (normalised) in data units, the pen lifted after the last point."""
+    s = np.array(strokes, dtype=np.float64)
+    s[:, 0:2] *= model.scale_factor
+    if len(s):
+        s[-1, 2] = 1  # every sketch ends with the pen up
+    return s
+
+
+def start_sampling(model: SketchRNN, n: int, z=None, gen: torch.Generator | None = None,
+                   max_len: int | None = None) -> Start:
+    """The start of `n` new sketches: z from the prior (one draw each) unless given; the decoder has read S0."""
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    z = _as_z(model, z, n, gen, device, dtype)
+    constant = model.decoder_input_constant(z, n, device, dtype)
+    x = torch.zeros(n, STROKE_DIM, device=device, dtype=dtype)
+    x[:, 2] = 1  # S0 = (0, 0, 1, 0, 0)
+    state = decoder_step(model, model.initial_state(z, n, device, dtype), constant, x)
+    return Start(state, constant, int(max_len or model.hps.max_seq_len))
+
+
+def start_completion(model: SketchRNN, strokes, n: int, z=None, gen: torch.Generator | None = None,
+                     max_len: int | None = None) -> Start:
+    """The start of `n` continuations of a partial sketch: the decoder has read S0 and every given
+    point (see `complete` for `z` and the limits)."""
+    s = _partial_sketch(model, strokes)
+    if isinstance(z, str) and z not in ("prior", "encode"):
+        raise ValueError(f"z must be a vector, 'prior' or 'encode', got {z!r}")
+    if isinstance(z, str) and z == "encode":
+        if not model.hps.conditional:
+            raise ValueError("an unconditional model has no encoder: complete it without z='encode'")
+        if len(s) == 0:
+            raise ValueError("z='encode' needs a partial sketch to encode; it is empty")
+        z = encode(model, [s])[0]
+    elif isinstance(z, str):  # "prior"
+        z = None
+    if len(s) == 0:
+        return start_sampling(model, n, z, gen, max_len)
+    param = next(model.parameters())
+    z = _as_z(model, z, n, gen, param.device, param.dtype)
+    if z is not None and bool((z == z[:1]).all()):
+        state = tuple(part.expand(n, -1).contiguous() for part in prime(model, s, z[:1]))  # one shared z: prime once
+    else:
+        state = prime(model, s, z)
+        if z is None:
+            state = tuple(part.expand(n, -1).contiguous() for part in state)
+    constant = model.decoder_input_constant(z, n, param.device, param.dtype)
+    return Start(state, constant, int(max_len or model.hps.max_seq_len - len(s)))
 
 
 @torch.inference_mode()
@@ -141,13 +209,8 @@ def sample(
     max_len: int | None = None,
 ) -> list[np.ndarray]:
     """`n` sketches (stroke-3, data units), from the prior, from `z`, or unconditionally."""
-    greedy, device, dtype, gen = _settings(model, n, temperature, greedy, seed)
-    z = _as_z(model, z, n, gen, device, dtype)
-    constant = model.decoder_input_constant(z, n, device, dtype)  # the z part of [S; z] W, once per sketch
-    w_stroke = model.dec_cell.input_weight()[:STROKE_DIM]
-    state = cell_step(model.dec_cell, torch.addmm(constant, _start_token(n, device, dtype), w_stroke),
-                      model.initial_state(z, n, device, dtype))
-    return _draw_sketches(model, state, constant, int(max_len or model.hps.max_seq_len), temperature, greedy, gen)
+    greedy, gen = _settings(model, n, temperature, greedy, seed)
+    return _draw_sketches(model, start_sampling(model, n, z, gen, max_len), temperature, greedy, gen)
 
 
 def _partial_sketch(model: SketchRNN, strokes) -> np.ndarray:
@@ -218,30 +281,8 @@ def complete(
     ``"encode"`` uses the partial sketch's mean z (`encode`), the demos' "auto-encode"; or a vector
     ``[z_size]`` (or one per alternative, ``[n, z_size]``). An unconditional model takes no z.
     """
-    greedy, device, dtype, gen = _settings(model, n, temperature, greedy, seed)
-    s = _partial_sketch(model, strokes)
-    if isinstance(z, str) and z not in ("prior", "encode"):
-        raise ValueError(f"z must be a vector, 'prior' or 'encode', got {z!r}")
-    if isinstance(z, str) and z == "encode":
-        if not model.hps.conditional:
-            raise ValueError("an unconditional model has no encoder: complete it without z='encode'")
-        if len(s) == 0:
-            raise ValueError("z='encode' needs a partial sketch to encode; it is empty")
-        z = encode(model, [s])[0]
-    elif isinstance(z, str):  # "prior"
-        z = None
-    if len(s) == 0:
-        return sample(model, n, temperature=temperature, z=z, greedy=greedy, seed=seed, max_len=max_len)
-    z = _as_z(model, z, n, gen, device, dtype)
-    if z is not None and bool((z == z[:1]).all()):
-        state = tuple(part.expand(n, -1).contiguous() for part in prime(model, s, z[:1]))  # one shared z: prime once
-    else:
-        state = prime(model, s, z)
-        if z is None:
-            state = tuple(part.expand(n, -1).contiguous() for part in state)
-    constant = model.decoder_input_constant(z, n, device, dtype)
-    limit = int(max_len or model.hps.max_seq_len - len(s))
-    return _draw_sketches(model, state, constant, limit, temperature, greedy, gen)
+    greedy, gen = _settings(model, n, temperature, greedy, seed)
+    return _draw_sketches(model, start_completion(model, strokes, n, z, gen, max_len), temperature, greedy, gen)
 
 
 def _normalized_batch(model: SketchRNN, sketches: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
@@ -272,7 +313,7 @@ def encode(model: SketchRNN, sketches: Sequence[np.ndarray], use_mean: bool = Tr
     mu, presig = model.encode(inputs, lengths)
     if use_mean:
         return mu
-    eps = torch.randn(mu.shape, generator=_generator(seed, mu.device), device=mu.device, dtype=mu.dtype)
+    eps = torch.randn(mu.shape, generator=seeded_generator(seed, mu.device), device=mu.device, dtype=mu.dtype)
     return model.reparameterize(mu, presig, eps)
 
 

@@ -1,0 +1,313 @@
+"""The FastAPI app behind `sketchrnn serve`: the page, the JSON API and its streaming form.
+
+Streaming uses server-sent events on the response to a POST: the traffic is one way (points from
+the server), each event is a line of JSON a page reads with `fetch`, proxies and curl pass it
+as it is, and a closed connection is how a client says it has gone (the job is cancelled at once).
+A WebSocket would add a second protocol for no message the client needs to send mid-drawing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from .. import generate
+from ..model import SketchRNN
+from .engine import Busy, Job, ModelWorker, asyncio_callbacks
+
+STATIC = Path(__file__).with_name("static")
+
+
+@dataclass
+class Limits:
+    """Bounds on what one request may ask and on how much the server holds at once."""
+
+    max_n: int = 64  # alternatives or sketches per request
+    max_steps: int = 10  # interpolation steps
+    max_jobs: int = 64  # requests waiting or drawing per model (then 503)
+    seconds: float = 30.0  # time limit per request
+    max_body: int = 1 << 20  # bytes of a request body
+    max_offset: float = 1e4  # |dx|, |dy| in data units
+
+
+class SampleBody(BaseModel):
+    model: str
+    n: int = Field(9, ge=1)
+    temperature: float = Field(0.5, ge=0.0, le=2.0)
+    seed: Optional[int] = Field(None, ge=0, lt=2**63)
+
+
+class CompleteBody(SampleBody):
+    strokes: list[list[float]]
+    z: Literal["prior", "encode"] = "prior"
+
+
+class VariationsBody(SampleBody):
+    strokes: list[list[float]]
+
+
+class InterpolateBody(BaseModel):
+    model: str
+    a: list[list[float]]
+    b: list[list[float]]
+    steps: int = Field(10, ge=2)
+    temperature: float = Field(0.1, ge=0.0, le=2.0)
+    seed: Optional[int] = Field(None, ge=0, lt=2**63)
+
+
+def _invalid(field: str, message: str) -> HTTPException:
+    """A 422 in FastAPI's own shape, naming the field."""
+    return HTTPException(422, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
+
+
+@dataclass
+class Served:
+    """A model the server offers, under its id."""
+
+    id: str
+    name: str
+    model: SketchRNN
+    worker: ModelWorker
+
+    def describe(self) -> dict[str, Any]:
+        hps = self.model.hps
+        return {"id": self.id, "name": self.name, "conditional": bool(hps.conditional), "cell": hps.dec_model,
+                "num_mixture": hps.num_mixture, "max_seq_len": hps.max_seq_len,
+                "scale_factor": float(self.model.scale_factor), "z_size": hps.z_size if hps.conditional else None}
+
+
+def _model_id(spec: str, taken: set[str]) -> str:
+    """A short id for a model argument: the zoo name or the file or folder name, made unique."""
+    path = Path(spec)
+    base = path.name.removesuffix(".json").removesuffix(".gen") if path.name else str(spec)
+    base = "".join(c if c.isalnum() or c in "._-" else "-" for c in base) or "model"
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    return name
+
+
+def default_models() -> list[str]:
+    """The bundled official model and every official model in the cache."""
+    from .. import zoo
+
+    specs = [str(p) for p in (zoo.bundled_model(name, kind, set) for name, kind, set in zoo.BUNDLED)]
+    root = zoo.cached_model("sheep").parent.parent  # models/<set>/
+    for path in sorted(root.glob("*/*.json")):
+        if path.name.endswith((".gen.json", ".vae.json")) and not path.name.endswith(".json.json"):
+            specs.append(str(path))
+    return specs
+
+
+def create_app(models: list[str] | None = None, device: str = "cpu", limits: Limits | None = None,
+               window: float = 0.005) -> FastAPI:
+    """The web app serving `models` (anything `sketchrnn.load` takes, zoo names included; default:
+    the bundled official model and the cached ones) on `device`."""
+    import sketchrnn
+    from ..train.loop import resolve_device
+
+    limits = limits or Limits()
+    served: dict[str, Served] = {}
+    for spec in models if models is not None else default_models():
+        model = sketchrnn.load(spec).to(resolve_device(device)).eval()
+        ident = _model_id(spec, set(served))
+        served[ident] = Served(ident, Path(str(spec)).name.removesuffix(".json"), model,
+                               ModelWorker(model, max_jobs=limits.max_jobs, window=window))
+    if not served:
+        raise ValueError("no model to serve")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        for s in served.values():  # the batch threads end with the app
+            s.worker.close()
+
+    app = FastAPI(title="sketchrnn", description="sketch-rnn: finish drawings, dream, morph.", version="1",
+                  lifespan=lifespan)
+    app.state.served, app.state.limits = served, limits
+
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > limits.max_body:
+            return JSONResponse(status_code=422, content={"detail": [{
+                "loc": ["body"], "msg": f"the body has {int(size)} bytes, more than the limit {limits.max_body}",
+                "type": "value_error"}]})
+        return await call_next(request)
+
+    def lookup(ident: str) -> Served:
+        if ident not in served:
+            raise _invalid("model", f"unknown model id {ident!r}; GET /api/models lists them")
+        return served[ident]
+
+    def checked_strokes(field: str, rows: list[list[float]], s: Served, room: int = 1) -> np.ndarray:
+        if any(len(r) != 3 for r in rows):
+            bad = next(i for i, r in enumerate(rows) if len(r) != 3)
+            raise _invalid(field, f"row {bad} has {len(rows[bad])} values: expected [dx, dy, p]")
+        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+        if not np.isfinite(arr).all():
+            raise _invalid(field, f"row {int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])} is not finite")
+        if len(arr) and np.abs(arr[:, :2]).max() > limits.max_offset:
+            raise _invalid(field, f"an offset is larger than {limits.max_offset:g} data units")
+        if not np.isin(arr[:, 2], (0, 1)).all():
+            raise _invalid(field, "the pen value p must be 0 or 1")
+        most = s.model.hps.max_seq_len - room
+        if len(arr) > most:
+            raise _invalid(field, f"{len(arr)} points: this model takes at most {most}")
+        return arr
+
+    def check_n(n: int) -> None:
+        if n > limits.max_n:
+            raise _invalid("n", f"at most {limits.max_n} per request, got {n}")
+
+    async def run(s: Served, job: Job, request: Request | None = None):
+        """Submit `job` and wait for its sketches."""
+        loop = asyncio.get_running_loop()
+        queue = asyncio_callbacks(job, loop, stream=False)
+        job.deadline = time.monotonic() + limits.seconds
+        try:
+            s.worker.submit(job)
+        except Busy as exc:
+            raise HTTPException(503, detail=str(exc), headers={"Retry-After": "1"}) from None
+        try:
+            _, sketches, error = await asyncio.wait_for(queue.get(), timeout=limits.seconds + 5)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            job.cancel()
+            raise
+        if error is not None:
+            status = 504 if error == "time limit reached" else 422
+            raise HTTPException(status, detail=error)
+        return [sk.tolist() for sk in sketches]
+
+    def stream(s: Served, job: Job, request: Request, key: str) -> StreamingResponse:
+        loop = asyncio.get_running_loop()
+        queue = asyncio_callbacks(job, loop, stream=True)
+        job.deadline = time.monotonic() + limits.seconds
+        try:
+            s.worker.submit(job)
+        except Busy as exc:
+            raise HTTPException(503, detail=str(exc), headers={"Retry-After": "1"}) from None
+
+        async def events():
+            try:
+                while True:
+                    item = await queue.get()
+                    if item[0] == "step":
+                        yield f"data: {json.dumps({'step': item[1], 'points': item[2]})}\n\n"
+                    else:
+                        _, sketches, error = item
+                        if error is not None:
+                            yield f"data: {json.dumps({'done': True, 'error': error})}\n\n"
+                        else:
+                            yield f"data: {json.dumps({'done': True, key: [sk.tolist() for sk in sketches]})}\n\n"
+                        return
+            finally:
+                job.cancel()  # the client went away (or the job ended): its rows leave the batch
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def complete_job(body: CompleteBody) -> tuple[Served, Job]:
+        s = lookup(body.model)
+        check_n(body.n)
+        strokes = checked_strokes("strokes", body.strokes, s)
+        if body.z == "encode" and not s.model.hps.conditional:
+            raise _invalid("z", "this model is unconditional: it has no encoder")
+        z = body.z if s.model.hps.conditional else None
+        return s, Job("complete", body.n, body.temperature, seed=body.seed, strokes=strokes, z=z)
+
+    def sample_job(body: SampleBody) -> tuple[Served, Job]:
+        s = lookup(body.model)
+        check_n(body.n)
+        return s, Job("sample", body.n, body.temperature, seed=body.seed)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/models")
+    def list_models() -> dict:
+        """The models served, addressed by id."""
+        return {"models": [s.describe() for s in served.values()]}
+
+    @app.post("/api/complete")
+    async def api_complete(body: CompleteBody, request: Request) -> dict:
+        """N continuations of a partial sketch (stroke-3 rows in the model's data units)."""
+        s, job = complete_job(body)
+        return {"completions": await run(s, job, request)}
+
+    @app.post("/api/complete/stream")
+    async def api_complete_stream(body: CompleteBody, request: Request) -> StreamingResponse:
+        """The same as /api/complete, as server-sent events: each step's new points, then the result."""
+        s, job = complete_job(body)
+        return stream(s, job, request, "completions")
+
+    @app.post("/api/sample")
+    async def api_sample(body: SampleBody, request: Request) -> dict:
+        """N new sketches (prior draws for a conditional model)."""
+        s, job = sample_job(body)
+        return {"sketches": await run(s, job, request)}
+
+    @app.post("/api/sample/stream")
+    async def api_sample_stream(body: SampleBody, request: Request) -> StreamingResponse:
+        """The same as /api/sample, as server-sent events."""
+        s, job = sample_job(body)
+        return stream(s, job, request, "sketches")
+
+    def conditional(s: Served) -> None:
+        if not s.model.hps.conditional:
+            raise _invalid("model", f"{s.id} is unconditional: it has no latent space")
+
+    @app.post("/api/variations")
+    async def api_variations(body: VariationsBody, request: Request) -> dict:
+        """N sketches decoded from one drawing's mean z (the demos' auto-encode)."""
+        s = lookup(body.model)
+        conditional(s)
+        check_n(body.n)
+        strokes = checked_strokes("strokes", body.strokes, s, room=0)
+        if not len(strokes):
+            raise _invalid("strokes", "empty: there is nothing to encode")
+        z = generate.encode(s.model, [strokes])[0]
+        job = Job("sample", body.n, body.temperature, seed=body.seed, z=z)
+        return {"sketches": await run(s, job, request)}
+
+    @app.post("/api/interpolate")
+    async def api_interpolate(body: InterpolateBody, request: Request) -> dict:
+        """Sketches decoded along the slerp path from a's mean z to b's, both ends included."""
+        s = lookup(body.model)
+        conditional(s)
+        if body.steps > limits.max_steps:
+            raise _invalid("steps", f"at most {limits.max_steps}, got {body.steps}")
+        ends = []
+        for field in ("a", "b"):
+            strokes = checked_strokes(field, getattr(body, field), s, room=0)
+            if not len(strokes):
+                raise _invalid(field, "empty: there is nothing to encode")
+            ends.append(generate.encode(s.model, [strokes])[0].double().cpu().numpy())
+        zs = np.stack([generate.slerp(ends[0], ends[1], t) for t in np.linspace(0.0, 1.0, body.steps)])
+        job = Job("sample", body.steps, body.temperature, seed=body.seed, z=zs)
+        return {"sketches": await run(s, job, request)}
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each field; finite numbers only (JSON NaN and Infinity are refused here too)."""
+        errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": errors})
+
+    return app

@@ -1,0 +1,183 @@
+"""The web app's JSON API (sketchrnn.web.create_app), driven in-process with FastAPI's test client.
+
+Real models: the bundled official sheep (unconditional) and a small conditional model trained
+here for 20 steps on real sheep.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import sketchrnn
+from conftest import GOLDEN_TF
+from sketchrnn import HParams
+from sketchrnn.train import train
+from sketchrnn.web import Limits, create_app
+
+SUBSET = GOLDEN_TF / "aaron_sheep_subset_le60.npz"
+START = [[10.0, 5.0, 0], [20.0, 3.0, 0], [5.0, -5.0, 1]]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("web") / "cond"
+    train(out, HParams.preset("tiny"), data=[SUBSET], steps=20, seed=0, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(run):
+    app = create_app(["sheep", str(run)])
+    with TestClient(app) as c:
+        yield c
+
+
+def events(response) -> list[dict]:
+    return [json.loads(line[len("data: "):]) for line in response.iter_lines() if line.startswith("data: ")]
+
+
+def test_models_are_listed_by_id(client):
+    models = client.get("/api/models").json()["models"]
+    assert [m["id"] for m in models] == ["sheep", "cond"]
+    sheep, cond = models
+    assert sheep == {"id": "sheep", "name": "sheep", "conditional": False, "cell": "lstm", "num_mixture": 20,
+                     "max_seq_len": 156, "scale_factor": pytest.approx(63.0983), "z_size": None}
+    assert cond["conditional"] is True and cond["z_size"] == 16
+
+
+def test_complete_and_sample_equal_the_library_and_repeat_with_a_seed(client):
+    model = sketchrnn.load("sheep")
+    got = client.post("/api/complete", json={"model": "sheep", "strokes": START, "n": 3, "seed": 2}).json()
+    want = model.complete(START, n=3, temperature=0.5, seed=2)
+    assert len(got["completions"]) == 3
+    for a, b in zip(got["completions"], want):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-4)
+    again = client.post("/api/complete", json={"model": "sheep", "strokes": START, "n": 3, "seed": 2}).json()
+    assert again == got
+    sampled = client.post("/api/sample", json={"model": "sheep", "n": 4, "temperature": 0.7, "seed": 5}).json()
+    for a, b in zip(sampled["sketches"], model.sample(4, temperature=0.7, seed=5)):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-4)
+
+
+def test_streams_send_each_step_then_the_result(client):
+    with client.stream("POST", "/api/complete/stream", json={"model": "sheep", "strokes": START, "n": 2,
+                                                             "seed": 2}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        frames = events(response)
+    *steps, last = frames
+    assert last["done"] is True and len(last["completions"]) == 2
+    assert [f["step"] for f in steps] == list(range(len(steps)))
+    for i, sketch in enumerate(last["completions"]):  # the streamed points are the result's points
+        streamed = [p[1:] for f in steps for p in f["points"] if p[0] == i]
+        assert len(streamed) == len(sketch)
+        np.testing.assert_allclose(np.asarray(streamed)[:, :2], np.asarray(sketch)[:, :2])
+    with client.stream("POST", "/api/sample/stream", json={"model": "sheep", "n": 2, "seed": 1}) as response:
+        frames = events(response)
+    assert frames[-1]["done"] and len(frames[-1]["sketches"]) == 2
+
+
+def test_conditional_endpoints(client, run):
+    sheep = sketchrnn.data.load_npz(SUBSET)["test"]
+    a, b = (np.asarray(sheep[i], dtype=float).tolist() for i in (0, 1))
+    row = client.post("/api/interpolate", json={"model": "cond", "a": a, "b": b, "steps": 5, "seed": 0}).json()
+    assert len(row["sketches"]) == 5
+    model = sketchrnn.load(run)
+    want = model.interpolate(np.asarray(a), np.asarray(b), steps=5, seed=0)
+    for got, expected in zip(row["sketches"], want):
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-3)
+    nine = client.post("/api/variations", json={"model": "cond", "strokes": a, "n": 9, "seed": 0}).json()
+    assert len(nine["sketches"]) == 9
+    encoded = client.post("/api/complete", json={"model": "cond", "strokes": a[:10], "n": 2, "z": "encode",
+                                                 "seed": 0}).json()
+    assert len(encoded["completions"]) == 2
+    refused = client.post("/api/interpolate", json={"model": "sheep", "a": a, "b": b})
+    assert refused.status_code == 422 and "unconditional" in refused.text
+
+
+@pytest.mark.parametrize("body, field, message", [
+    ({"model": "sheep", "strokes": [[1, 2]]}, "strokes", "row 0 has 2 values"),
+    ({"model": "sheep", "strokes": [[1e9, 2, 0]]}, "strokes", "larger than"),
+    ({"model": "sheep", "strokes": [[1, 2, 0]] * 200}, "strokes", "200 points"),
+    ({"model": "sheep", "strokes": [[1, 2, 3]]}, "strokes", "pen value"),
+    ({"model": "sheep", "strokes": START, "temperature": 2.5}, "temperature", "less than or equal to 2"),
+    ({"model": "sheep", "strokes": START, "temperature": -1}, "temperature", "greater than or equal to 0"),
+    ({"model": "sheep", "strokes": START, "n": 500}, "n", "at most 64"),
+    ({"model": "elsewhere", "strokes": START}, "model", "unknown model id"),
+    ({"model": "sheep"}, "strokes", "Field required"),
+    ({"model": "sheep", "strokes": START, "z": "encode"}, "z", "unconditional"),
+])
+def test_bad_input_is_a_422_naming_the_field(client, body, field, message):
+    response = client.post("/api/complete", json=body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert any(d["loc"][-1] == field and message in d["msg"] for d in detail), detail
+
+
+def test_non_finite_malformed_and_oversized_bodies(client):
+    nan = client.post("/api/complete", content=b'{"model": "sheep", "strokes": [[NaN, 1, 0]]}',
+                      headers={"content-type": "application/json"})
+    assert nan.status_code == 422 and "not finite" in nan.text
+    broken = client.post("/api/complete", content=b'{"model": "sheep", "strokes": [[1, 2',
+                         headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and "json" in broken.text.lower()
+    huge = client.post("/api/complete", content=b" " * (2 << 20), headers={"content-type": "application/json"})
+    assert huge.status_code == 422 and "more than the limit" in huge.text
+
+
+def test_a_full_queue_answers_503_with_retry_after():
+    app = create_app(["sheep"], limits=Limits(max_jobs=1), window=1.0)  # the first request waits 1 s to gather
+    with TestClient(app) as client:
+        first: dict = {}
+        thread = threading.Thread(target=lambda: first.update(r=client.post(
+            "/api/sample", json={"model": "sheep", "n": 2, "seed": 0})))
+        thread.start()
+        time.sleep(0.3)
+        second = client.post("/api/sample", json={"model": "sheep", "n": 2, "seed": 0})
+        thread.join()
+    assert second.status_code == 503 and second.headers["retry-after"] == "1"
+    assert first["r"].status_code == 200
+
+
+def test_concurrent_requests_share_one_batch():
+    app = create_app(["sheep"], window=0.2)
+    worker = app.state.served["sheep"].worker
+    with TestClient(app) as client:
+        results: list = []
+
+        def ask(seed: int) -> None:
+            results.append(client.post("/api/complete", json={"model": "sheep", "strokes": START, "n": 9,
+                                                              "seed": seed, "temperature": 0.5}).json())
+
+        threads = [threading.Thread(target=ask, args=(s,)) for s in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    longest = max(len(c) for r in results for c in r["completions"])
+    assert len(results) == 8 and all(len(r["completions"]) == 9 for r in results)
+    # one shared decoder step per step of the longest sketch (plus stragglers), not one per request
+    assert worker.steps_run < 2 * longest, (worker.steps_run, longest)
+
+
+def test_a_client_that_disconnects_frees_its_rows():
+    app = create_app(["sheep"])
+    worker = app.state.served["sheep"].worker
+    with TestClient(app) as client:
+        with client.stream("POST", "/api/sample/stream", json={"model": "sheep", "n": 64, "seed": 0,
+                                                               "temperature": 1.0}) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    break  # one frame, then hang up
+        deadline = time.monotonic() + 5
+        while worker.jobs and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert worker.jobs == []
+        assert worker.steps_run < 150  # it stopped well before the sketches' end
