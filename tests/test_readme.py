@@ -24,7 +24,8 @@ README = ROOT / "README.md"
 CI = ROOT / ".ci" / "run"
 # not part of a fresh checkout: version control, outputs, caches and build products
 NOT_COPIED = shutil.ignore_patterns(".git", "runs", "samples", "__pycache__", ".pytest_cache", ".benchmarks",
-                                    ".mypy_cache", ".ruff_cache", "*.egg-info", "build", "dist", ".venv", "*.pyc")
+                                    ".mypy_cache", ".ruff_cache", "*.egg-info", "build", "dist", ".venv", "*.pyc",
+                                    "node_modules")
 
 
 def readme_block(marker: str) -> str:

@@ -7,6 +7,7 @@
     sketchrnn reconstruct RUN_DIR [--split test | --file F] [--n N] [--temperatures T,...] [--out DIR]
     sketchrnn interpolate RUN_DIR [--split test | --file F] [--pair I J] [--steps K] [--out DIR]
     sketchrnn info MODEL
+    sketchrnn export MODEL --out PATH [--format gen.json|vae.json|tf]
     sketchrnn data download CATEGORY... [--kind sketchrnn|full|simplified|raw] [--dir DIR] [--base-url URL]
     sketchrnn data convert INPUT... --out FILE [--format packed|official] [--errors raise|skip] ...
     sketchrnn data info FILE [--json]
@@ -417,6 +418,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .interop.export import export, format_of
+
+    fmt = format_of(args.out, args.format)  # a wrong name is refused before the model is read
+    _load(args.model, args.which)  # says so when a run has no best model yet
+    print(export(args.model, args.out, fmt, which=args.which).summary())  # a run's figures and optimizer state too
+    return 0
+
+
 # ---------------------------------------------------------------------------- data commands
 def cmd_data_download(args: argparse.Namespace) -> int:
     from .data.sources import download
@@ -670,6 +680,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="a model's settings and parameter counts")
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("export", help="write a model for magenta-js (.gen.json, .vae.json) or magenta (TF)",
+                       description="Export a model: a .gen.json (decoder only) for @magenta/sketch, a .vae.json "
+                                   "(with the encoder) for sketch_rnn.js, or a magenta TensorFlow checkpoint folder.")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("--which", choices=["best", "last"], default="best",
+                   help="for a run: the best model on validation (default) or the latest checkpoint")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="NAME.gen.json, NAME.vae.json, or a folder (tf)")
+    p.add_argument("--format", choices=["gen.json", "vae.json", "tf"],
+                   help="gen.json (unconditional LSTM), vae.json (conditional LSTM) or tf (any model; "
+                        "default: from the name of --out)")
+    p.set_defaults(func=cmd_export)
 
     data = sub.add_parser("data", help="Quick, Draw! data: download, convert, info, show",
                           description="Get, convert and inspect sketch datasets.")

@@ -290,10 +290,12 @@ def _write(path: str | Path, info: dict, weights: list[np.ndarray]) -> Path:
 
 
 def _file_info(model: SketchRNN, info: Mapping[str, Any] | None, mode: int | str, version: int) -> dict:
-    out = {"name": "sketchrnn", **(info or {})}
-    out.update(mode=mode, version=version, max_seq_len=int(model.hps.max_seq_len),
-               scale_factor=float(model.scale_factor))
-    return out
+    extra = dict(info or {})
+    out = {"mode": mode, "version": version, "max_seq_len": int(model.hps.max_seq_len),
+           "name": extra.pop("name", "sketchrnn"), "scale_factor": float(model.scale_factor)}  # the official order
+    for key in ("mode", "version", "max_seq_len", "scale_factor"):
+        extra.pop(key, None)
+    return {**out, **extra}
 
 
 def _lstm_only(model: SketchRNN, conditional: bool, what: str) -> None:
