@@ -53,14 +53,6 @@ def _as_z(model: SketchRNN, z, n: int, gen: torch.Generator | None, device, dtyp
     return z
 
 
-def _draw(logits: Tensor, temperature: float, greedy: bool, gen: torch.Generator | None) -> Tensor:
-    """Index drawn from softmax(logits / τ) (argmax when greedy)."""
-    if greedy:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
-
-
 def _settings(model: SketchRNN, n: int, temperature: float, greedy: bool, seed: int | None):
     """Checked arguments shared by the samplers: (greedy, generator); the model in eval mode."""
     if n < 1:
@@ -81,25 +73,40 @@ class Start:
     max_len: int
 
 
-def draw_points(mix, temperature: float, greedy: bool, gen: torch.Generator | None,
-                first: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+def point_noise(n: int, gen: torch.Generator | None, device=None, dtype=None) -> tuple[Tensor, Tensor]:
+    """The random numbers of one point for each of `n` sketches: uniforms [2, n] (component, pen)
+    and standard normals [2, n] (the offset)."""
+    return (torch.rand(2, n, generator=gen, device=device, dtype=dtype),
+            torch.randn(2, n, generator=gen, device=device, dtype=dtype))
+
+
+def _pick(logits: Tensor, tau: Tensor, greedy: Tensor, u: Tensor) -> Tensor:
+    """Index drawn from softmax(logits / τ) by inverting its CDF at `u` (argmax where greedy), per row."""
+    probs = torch.softmax(logits / torch.where(greedy, 1.0, tau)[:, None], dim=-1)
+    drawn = (probs.cumsum(-1) < u[:, None]).sum(-1).clamp(max=logits.shape[-1] - 1)
+    return torch.where(greedy, logits.argmax(-1), drawn)
+
+
+def draw_points(mix, temperature: float | Tensor, greedy: bool | Tensor, noise: tuple[Tensor, Tensor],
+                first: bool | Tensor = False) -> tuple[Tensor, Tensor, Tensor]:
     """One point per row of a mixture (normalised units): (dx, dy, pen), pen 0/1/2 = down/up/end.
 
-    `first`: the sketch's first point, which cannot be the end of sketch.
+    `temperature`, `greedy` and `first` (the sketch's first point, which cannot end the sketch)
+    may be one value or one per row; τ = 0 is greedy. `noise` is `point_noise` for the rows.
     """
-    a = len(mix.pi_logits)
-    rows = torch.arange(a, device=mix.pi_logits.device)
-    k = _draw(mix.pi_logits, temperature, greedy, gen)  # mixture component j ~ Π(τ)
-    pen_logits = mix.pen_logits
-    if first:  # at least one point: no end-of-sketch before the first move
-        pen_logits = pen_logits.clone()
-        pen_logits[:, 2] = -float("inf")
-    pen = _draw(pen_logits, temperature, greedy, gen)  # pen state ~ q(τ)
+    logits = mix.pi_logits
+    a, device, dtype = len(logits), logits.device, logits.dtype
+    tau = torch.as_tensor(temperature, device=device, dtype=dtype).expand(a)
+    greedy = (torch.as_tensor(greedy, device=device) | (tau == 0)).expand(a)
+    u, e = noise
+    k = _pick(logits, tau, greedy, u[0])  # mixture component j ~ Π(τ)
+    pen_logits = mix.pen_logits.masked_fill(  # at least one point: no end-of-sketch before the first move
+        torch.as_tensor(first, device=device).expand(a)[:, None] & (torch.arange(3, device=device) == 2), -float("inf"))
+    pen = _pick(pen_logits, tau, greedy, u[1])  # pen state ~ q(τ)
+    rows = torch.arange(a, device=device)
     mu1, mu2 = mix.mu1[rows, k], mix.mu2[rows, k]
-    if greedy:
-        return mu1, mu2, pen
-    s1, s2, rho = mix.sigma1[rows, k] * temperature, mix.sigma2[rows, k] * temperature, mix.rho[rows, k]
-    e = torch.randn(2, a, generator=gen, device=mu1.device, dtype=mu1.dtype)
+    spread = torch.where(greedy, 0.0, tau)  # σ τ; the mean itself when greedy
+    s1, s2, rho = mix.sigma1[rows, k] * spread, mix.sigma2[rows, k] * spread, mix.rho[rows, k]
     dx = mu1 + s1 * e[0]
     dy = mu2 + s2 * (rho * e[0] + torch.sqrt(1 - rho * rho) * e[1])  # the bivariate normal N(μ, Σ τ²)
     return dx, dy, pen
@@ -130,7 +137,7 @@ def _draw_sketches(model: SketchRNN, start: Start, temperature: float, greedy: b
     active = torch.arange(n, device=device)
     for t in range(max_len):
         mix = split_output(model.output(model.dec_cell.output(state)), model.hps.num_mixture)
-        dx, dy, pen = draw_points(mix, temperature, greedy, gen, first=t == 0)
+        dx, dy, pen = draw_points(mix, temperature, greedy, point_noise(len(active), gen, device, dtype), first=t == 0)
         out[t, active, 0], out[t, active, 1] = dx, dy
         out[t, active, 2] = (pen == 1).to(dtype)
         x = point_inputs(dx, dy, pen)

@@ -146,28 +146,34 @@ class ModelWorker:
         return start
 
     def _draw(self, state, constant):
-        """One point for every row in the batch, each job with its own generator; rows that ended leave."""
-        model = self.model
-        y = model.output(model.dec_cell.output(state))
-        keep_rows, inputs, row, now = [], [], 0, time.monotonic()
-        still: list[Job] = []
-        for job in self.jobs:
-            rows = len(job.drawing)
-            stop = job.cancelled or now > job.deadline
-            if stop:
+        """One point for every row in the batch (one vectorised draw; each job's random numbers come
+        from its own generator); rows whose sketch ended leave, and so do jobs stopped early."""
+        model, now = self.model, time.monotonic()
+        sizes = [len(job.drawing) for job in self.jobs]
+        for job in self.jobs:  # their rows are still in the batch until this step's end
+            if job.cancelled or now > job.deadline:
                 _finish(job, None, "cancelled" if job.cancelled else "time limit reached")
+        device, dtype = constant.device, constant.dtype
+        noise = [generate.point_noise(k, job.gen, device, dtype) for job, k in zip(self.jobs, sizes)]
+        per_row = lambda values: torch.tensor(np.repeat(values, sizes), device=device)  # noqa: E731
+        mix = split_output(model.output(model.dec_cell.output(state)), model.hps.num_mixture)
+        dx, dy, pen = generate.draw_points(
+            mix, per_row([job.temperature for job in self.jobs]).to(dtype), per_row([job.greedy for job in self.jobs]),
+            (torch.cat([u for u, _ in noise], 1), torch.cat([e for _, e in noise], 1)),
+            first=per_row([job.step == 0 for job in self.jobs]))
+        xs, ys, pens = dx.tolist(), dy.tolist(), pen.tolist()
+        keep_rows, still, row, scale = [], [], 0, model.scale_factor
+        for job, rows in zip(self.jobs, sizes):
+            if job.cancelled or now > job.deadline:
                 row += rows
                 continue
-            mix = split_output(y[row:row + rows], model.hps.num_mixture)
-            dx, dy, pen = generate.draw_points(mix, job.temperature, job.greedy, job.gen, first=job.step == 0)
-            scale = model.scale_factor
             new_points, alive = [], []
-            for r, (a, b, p) in enumerate(zip(dx.tolist(), dy.tolist(), pen.tolist())):
-                i = job.drawing[r]
+            for r in range(rows):
+                i, p = job.drawing[r], pens[row + r]
                 if p == 2:
                     continue
-                job.points[i].append((a, b, int(p == 1)))
-                new_points.append((i, a * scale, b * scale, int(p == 1)))
+                job.points[i].append((xs[row + r], ys[row + r], int(p == 1)))
+                new_points.append((i, xs[row + r] * scale, ys[row + r] * scale, int(p == 1)))
                 alive.append(r)
             job.step += 1
             if job.on_step is not None and new_points:
@@ -175,20 +181,20 @@ class ModelWorker:
             if job.step >= job.limit:
                 alive = []
             job.drawing = [job.drawing[r] for r in alive]
-            if not job.drawing:
+            if job.drawing:
+                keep_rows.extend(row + r for r in alive)
+                still.append(job)
+            else:
                 _finish(job, [generate.to_data_units(model, np.asarray(p, dtype=np.float64).reshape(-1, 3))
                               for p in job.points], None)
-            else:
-                keep_rows.extend(row + r for r in alive)
-                inputs.append(generate.point_inputs(dx[alive], dy[alive], pen[alive]))
-                still.append(job)
             row += rows
         with self.lock:
             self.jobs = still
         if not still:
             return None, None, None
-        index = torch.tensor(keep_rows, device=constant.device)
-        return tuple(s[index] for s in state), constant[index], torch.cat(inputs)
+        index = torch.tensor(keep_rows, device=device)
+        x = generate.point_inputs(dx[index], dy[index], pen[index])
+        return tuple(s[index] for s in state), constant[index], x
 
 
 def _finish(job: Job, sketches: list[np.ndarray] | None, error: str | None) -> None:

@@ -1,0 +1,144 @@
+"""`sketchrnn serve` under load: N concurrent clients, each asking for 9 completions of a real drawing.
+
+The official sheep model (LSTM 512, M 20), τ = 0.5, the first 30 points of a real Quick, Draw!
+sheep as the partial sketch. For N = 1, 4, 16, 64 concurrent clients: p50/p95 latency and
+sketches per second, against the same requests served one at a time in the same run; the time
+to the first streamed points with one client; and the server's peak memory after 10 and after
+`--requests` requests. The server is `sketchrnn serve` in its own process on 127.0.0.1 (an ephemeral port).
+
+    python benchmarks/serve.py
+    python benchmarks/serve.py --clients 1,16 --requests 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from sketchrnn.data import read_ndjson
+from sketchrnn.data.convert import drawing_to_stroke3
+
+SHEEP_NDJSON = Path(__file__).resolve().parents[2] / "shared" / "ndjson" / "simplified" / "sheep.ndjson"
+
+
+def start_server(model: str) -> tuple[subprocess.Popen, str]:
+    """`sketchrnn serve MODEL` in a process of its own (as for real users, apart from the clients)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "sketchrnn", "serve", model, "--port", str(port)],
+                            stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/api/models", timeout=1).raise_for_status()
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the server did not start")
+
+
+def one_request(client: httpx.Client, url: str, body: dict) -> float:
+    t0 = time.perf_counter()
+    r = client.post(f"{url}/api/complete", json=body, timeout=120)
+    r.raise_for_status()
+    return time.perf_counter() - t0
+
+
+def concurrent(url: str, body: dict, clients: int, rounds: int) -> tuple[list[float], float]:
+    """`clients` threads, each sending `rounds` requests back to back: latencies and wall time."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client_loop(k: int) -> None:
+        with httpx.Client() as client:
+            for r in range(rounds):
+                t = one_request(client, url, {**body, "seed": k * 1000 + r})
+                with lock:
+                    latencies.append(t)
+
+    threads = [threading.Thread(target=client_loop, args=(k,)) for k in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, time.perf_counter() - t0
+
+
+def first_points(url: str, body: dict, repeats: int = 5) -> float:
+    """Median seconds from sending a streamed request to its first frame of points."""
+    times = []
+    with httpx.Client() as client:
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            with client.stream("POST", f"{url}/api/complete/stream", json={**body, "seed": r}, timeout=60) as resp:
+                for line in resp.iter_lines():
+                    if line.startswith("data: ") and "points" in line:
+                        times.append(time.perf_counter() - t0)
+                        break
+    return statistics.median(times)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The server's peak resident memory so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="sheep")
+    parser.add_argument("--clients", default="1,4,16,64")
+    parser.add_argument("--rounds", type=int, default=2, help="requests per client per measurement")
+    parser.add_argument("--requests", type=int, default=1000, help="requests served before the memory check")
+    args = parser.parse_args()
+
+    drawing = read_ndjson(SHEEP_NDJSON)[0]["drawing"]
+    strokes = (drawing_to_stroke3(drawing)[:30] * [3, 3, 1]).tolist()  # the demos' pixel factor 3
+    body = {"model": args.model, "strokes": strokes, "n": 9, "temperature": 0.5}
+    server, url = start_server(args.model)
+    try:
+        with httpx.Client() as client:
+            for _ in range(3):  # warm-up: kernels, allocator
+                one_request(client, url, {**body, "seed": 0})
+        print(f"{args.model}: 9 completions of a 30-point real sheep per request, τ 0.5")
+        print(f"first streamed points, one client: {first_points(url, body) * 1e3:.0f} ms (target <= 100 ms)")
+        for n in [int(c) for c in args.clients.split(",")]:
+            # the same requests one at a time (one client, n × rounds requests), then n at once
+            serial, serial_wall = concurrent(url, body, 1, n * args.rounds)
+            lat, wall = concurrent(url, body, n, args.rounds)
+            q = statistics.quantiles(lat, n=20) if len(lat) > 1 else [lat[0]] * 19
+            one = statistics.median(serial)
+            print(f"N={n:>3}: p50 {statistics.median(lat) * 1e3:6.0f} ms, p95 {q[18] * 1e3:6.0f} ms, "
+                  f"{9 * len(lat) / wall:6.1f} sketches/s; one at a time {9 * len(lat) / serial_wall:6.1f} "
+                  f"sketches/s ({serial_wall / wall:.2f}x less); {n} requests at once take "
+                  f"{wall / args.rounds / one:.2f}x one request ({one * 1e3:.0f} ms)"
+                  + (" (target <= 3x at N=16)" if n == 16 else ""))
+        with httpx.Client() as client:
+            for i in range(10):
+                one_request(client, url, {**body, "seed": i})
+        after_10 = peak_rss_mb(server.pid)
+        lat, _ = concurrent(url, body, 16, max(1, (args.requests - 10) // 16))
+        after_many = peak_rss_mb(server.pid)
+        print(f"peak memory: {after_10:.0f} MB after 10 requests, {after_many:.0f} MB after {10 + len(lat)} "
+              f"({(after_many / after_10 - 1) * 100:+.1f}%, target within 10%)")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
