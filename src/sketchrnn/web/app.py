@@ -246,10 +246,10 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         return {"models": [s.describe() for s in served.values()]}
 
     @app.post("/api/complete")
-    async def api_complete(body: CompleteBody, request: Request) -> dict:
+    async def api_complete(body: CompleteBody, request: Request) -> JSONResponse:
         """N continuations of a partial sketch (stroke-3 rows in the model's data units)."""
         s, job = complete_job(body)
-        return {"completions": await run(s, job, request)}
+        return JSONResponse({"completions": await run(s, job, request)})  # plain lists: skip the response encoder
 
     @app.post("/api/complete/stream")
     async def api_complete_stream(body: CompleteBody, request: Request) -> StreamingResponse:
@@ -258,10 +258,10 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         return stream(s, job, request, "completions")
 
     @app.post("/api/sample")
-    async def api_sample(body: SampleBody, request: Request) -> dict:
+    async def api_sample(body: SampleBody, request: Request) -> JSONResponse:
         """N new sketches (prior draws for a conditional model)."""
         s, job = sample_job(body)
-        return {"sketches": await run(s, job, request)}
+        return JSONResponse({"sketches": await run(s, job, request)})  # plain lists: skip the response encoder
 
     @app.post("/api/sample/stream")
     async def api_sample_stream(body: SampleBody, request: Request) -> StreamingResponse:
@@ -274,7 +274,7 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
             raise _invalid("model", f"{s.id} is unconditional: it has no latent space")
 
     @app.post("/api/variations")
-    async def api_variations(body: VariationsBody, request: Request) -> dict:
+    async def api_variations(body: VariationsBody, request: Request) -> JSONResponse:
         """N sketches decoded from one drawing's mean z (the demos' auto-encode)."""
         s = lookup(body.model)
         conditional(s)
@@ -284,10 +284,10 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
             raise _invalid("strokes", "empty: there is nothing to encode")
         z = generate.encode(s.model, [strokes])[0]
         job = Job("sample", body.n, body.temperature, seed=body.seed, z=z)
-        return {"sketches": await run(s, job, request)}
+        return JSONResponse({"sketches": await run(s, job, request)})  # plain lists: skip the response encoder
 
     @app.post("/api/interpolate")
-    async def api_interpolate(body: InterpolateBody, request: Request) -> dict:
+    async def api_interpolate(body: InterpolateBody, request: Request) -> JSONResponse:
         """Sketches decoded along the slerp path from a's mean z to b's, both ends included."""
         s = lookup(body.model)
         conditional(s)
@@ -301,7 +301,7 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
             ends.append(generate.encode(s.model, [strokes])[0].double().cpu().numpy())
         zs = np.stack([generate.slerp(ends[0], ends[1], t) for t in np.linspace(0.0, 1.0, body.steps)])
         job = Job("sample", body.steps, body.temperature, seed=body.seed, z=zs)
-        return {"sketches": await run(s, job, request)}
+        return JSONResponse({"sketches": await run(s, job, request)})  # plain lists: skip the response encoder
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
