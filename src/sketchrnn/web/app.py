@@ -123,7 +123,7 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
     for spec in models if models is not None else default_models():
         model = sketchrnn.load(spec).to(resolve_device(device)).eval()
         ident = _model_id(spec, set(served))
-        served[ident] = Served(ident, Path(str(spec)).name.removesuffix(".json"), model,
+        served[ident] = Served(ident, Path(str(spec)).name.removesuffix(".json").removesuffix(".gen"), model,
                                ModelWorker(model, max_jobs=limits.max_jobs, window=window))
     if not served:
         raise ValueError("no model to serve")
