@@ -1,0 +1,76 @@
+"""Real magenta TF checkpoints (../shared/golden/tf/checkpoints) read with our own tensor-bundle reader."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import GOLDEN_TF, assert_close
+from sketchrnn.interop import from_tf_variables
+from sketchrnn.interop.tf_bundle import BundleError, crc32c, read_bundle
+
+CHECKPOINTS = GOLDEN_TF / "checkpoints"
+
+
+def test_crc32c_check_value() -> None:
+    assert crc32c(b"123456789") == 0xE3069283  # the standard check value of CRC-32C
+
+
+@pytest.mark.parametrize("name", ["cond_lstm", "uncond_layer_norm"])
+def test_real_checkpoints_give_magentas_own_outputs(name: str) -> None:
+    folder = CHECKPOINTS / name
+    tensors = read_bundle(folder / "vector-5")
+    assert int(tensors["vector_rnn/global_step"]) == 5
+    assert float(tensors["vector_rnn/beta1_power"]) == pytest.approx(0.9 ** 6)
+    for other in ("vector_rnn_1", "vector_rnn_2"):
+        assert int(tensors[f"{other}/global_step"]) == 0
+    config = json.loads((folder / "model_config.json").read_text())
+    ref = np.load(CHECKPOINTS / f"{name}.reference.npz")
+    trainable = {k: v for k, v in tensors.items()
+                 if k.startswith("vector_rnn/") and not k.startswith("vector_rnn/vector_rnn/")
+                 and k.split("/")[-1] not in ("Variable", "Variable_1", "beta1_power", "beta2_power", "global_step")}
+    model = from_tf_variables(trainable, config, scale_factor=float(ref["scale_factor"])).eval()
+    x = torch.from_numpy(ref["input_data"]).float()
+    lengths = torch.from_numpy(ref["sequence_lengths"])
+    with torch.no_grad():
+        z = None
+        if model.hps.conditional:
+            mu, presig = model.encode(x, lengths)
+            assert_close(mu, ref["mean"], 1e-5, "mean")
+            assert_close(presig, ref["presig"], 1e-5, "presig")
+            z = mu
+        mix = model.mixture(x[:, :-1], z)
+        flat = lambda t: t.reshape(-1, t.shape[-1]).numpy()  # noqa: E731  (batch-major rows, as magenta's)
+        assert_close(flat(torch.softmax(mix.pi_logits, -1)), ref["pi"], 1e-5, "pi")
+        for ours, theirs in ((mix.mu1, "mu1"), (mix.mu2, "mu2"), (mix.sigma1, "sigma1"), (mix.sigma2, "sigma2"),
+                             (mix.rho, "corr")):
+            assert_close(flat(ours), ref[theirs], 1e-5, theirs)
+        assert_close(flat(torch.softmax(mix.pen_logits, -1)), ref["pen"], 1e-5, "pen")
+        eps = torch.zeros(len(x), model.hps.z_size) if model.hps.conditional else None
+        loss = model.compute_loss(x, lengths, 0.0, eps=eps)
+    assert loss.r_cost.item() == pytest.approx(float(ref["r_cost"]), abs=1e-5)
+
+
+def test_truncated_and_corrupt_bundles_are_one_line_errors(tmp_path) -> None:
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copy(CHECKPOINTS / "cond_lstm" / f"vector-5{suffix}", tmp_path / f"v{suffix}")
+    data = tmp_path / "v.data-00000-of-00001"
+    raw = bytearray(data.read_bytes())
+    raw[1000] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    with pytest.raises(BundleError, match=r"v\.data-00000-of-00001: tensor .*checksum mismatch"):
+        read_bundle(tmp_path / "v")
+    data.write_bytes(bytes(raw[:100]))
+    with pytest.raises(BundleError, match="run past the end of the data file"):
+        read_bundle(tmp_path / "v")
+    index = tmp_path / "v.index"
+    index.write_bytes(index.read_bytes()[:-10])
+    with pytest.raises(BundleError, match=r"v\.index: not a tensor bundle index") as err:
+        read_bundle(tmp_path / "v")
+    assert "\n" not in str(err.value)
+    with pytest.raises(BundleError, match="No such file"):
+        read_bundle(tmp_path / "missing")
