@@ -53,8 +53,10 @@ def fixed_threads(monkeypatch):
     (sketchrnn.cpu), which follows the machine's load, is held at torch's count."""
     from sketchrnn import cpu
 
+    cpu.reset()  # torch back at the governor's ceiling
     monkeypatch.setenv("SKETCHRNN_THREADS", str(torch.get_num_threads()))
-    cpu.reset()
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))  # a child process starts at it too
+    cpu.adapt()  # the fixed count applies from the test's first operation, not from its first recurrent loop
     yield
     monkeypatch.delenv("SKETCHRNN_THREADS")
     cpu.reset()

@@ -74,3 +74,28 @@ def test_truncated_and_corrupt_bundles_are_one_line_errors(tmp_path) -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(BundleError, match="No such file"):
         read_bundle(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("name", ["cond_lstm", "uncond_layer_norm"])
+def test_sketchrnn_load_reads_a_magenta_checkpoint_folder(name: str, tmp_path) -> None:
+    import sketchrnn
+
+    ref = np.load(CHECKPOINTS / f"{name}.reference.npz")
+    with_data = tmp_path / "with_data" / name  # the data its config names, in the folder above it
+    shutil.copytree(CHECKPOINTS / name, with_data)
+    shutil.copy(GOLDEN_TF / "aaron_sheep_subset_le60.npz", with_data.parent)
+    found = sketchrnn.load(with_data)  # the scale factor from the data its config names
+    assert found.scale_factor == pytest.approx(float(ref["scale_factor"]), rel=1e-6)
+    given = sketchrnn.load(CHECKPOINTS / name, scale_factor=2.5)
+    assert given.scale_factor == 2.5
+    for a, b in zip(found.parameters(), given.parameters()):
+        assert torch.equal(a, b)
+    # a pointer file written on another machine: its absolute path falls back to the file name here
+    moved = tmp_path / name
+    shutil.copytree(CHECKPOINTS / name, moved)
+    (moved / "checkpoint").write_text('model_checkpoint_path: "/home/someone/runs/x/vector-5"\n')
+    again = sketchrnn.load(moved, scale_factor=2.5)
+    for a, b in zip(again.parameters(), given.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="pass scale_factor="):
+        sketchrnn.load(moved)  # its data is not beside it any more

@@ -17,12 +17,14 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def load(path: str | Path, which: str = "best") -> SketchRNN:
+def load(path: str | Path, which: str = "best", scale_factor: float | None = None) -> SketchRNN:
     """Load a model: a training run directory, a saved model directory, or a magenta-js ``.gen.json`` / ``.vae.json``.
 
     For a run directory, `which="best"` gives the best model on validation (the latest where no
     validation has run yet) and `which="last"` the latest checkpoint. A path that does not exist may
     be an official model's name, ``cat`` or ``cat.vae`` (`sketchrnn.zoo`: downloaded on first use).
+    A folder magenta's TensorFlow trainer saved is read too; its scale factor is `scale_factor`,
+    else computed from the data its model_config.json names.
     """
     from .interop.magenta_js import load_magenta_js
     from .store import is_model_dir, load_model
@@ -34,6 +36,10 @@ def load(path: str | Path, which: str = "best") -> SketchRNN:
         return load_magenta_js(path)  # decoder-only or VAE, as the file's info says
     if path.is_dir() and is_run_dir(path):
         return load_run_model(path, which)
+    from .interop.tf_checkpoint import is_checkpoint_dir, load_checkpoint
+
+    if is_checkpoint_dir(path):
+        return load_checkpoint(path, scale_factor)
     if path.is_dir() and is_model_dir(path):
         return load_model(path)
     raise FileNotFoundError(

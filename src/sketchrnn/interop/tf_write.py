@@ -327,3 +327,50 @@ def write_checkpoint(model: "SketchRNN", directory: str | Path, trainer: "Traine
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+# ------------------------------------------------------------------------------ training on from one
+TRAINING_SCALARS = ("Variable", "Variable_1", "beta1_power", "beta2_power", "global_step")
+
+
+def bundle_prefix(directory: str | Path) -> Path:
+    """The bundle the folder's ``checkpoint`` file names; a path from another machine falls back to its name here."""
+    import re
+
+    directory = Path(directory)
+    pointer = directory / "checkpoint"
+    try:
+        text = pointer.read_text(errors="replace")
+    except OSError as exc:
+        raise ValueError(f"{pointer}: cannot read ({exc.strerror or exc}): not a magenta checkpoint folder") from None
+    match = re.search(r'^\s*model_checkpoint_path:\s*"(.*)"\s*$', text, re.M)
+    if not match:
+        raise ValueError(f"{pointer}: no model_checkpoint_path line")
+    named = match.group(1)
+    for candidate in (Path(named) if Path(named).is_absolute() else directory / named,
+                      directory / re.split(r"[\\/]", named)[-1]):
+        if Path(f"{candidate}.index").is_file():
+            return candidate
+    raise ValueError(f"{pointer}: names {named!r}, which is not in {directory}")
+
+
+def read_training_checkpoint(directory: str | Path, hps, scale_factor: float = 1.0,
+                             ) -> tuple["SketchRNN", "TrainerState"]:
+    """A magenta checkpoint folder as our model (with `hps`) and trainer state: weights, Adam's moments
+    and step, the step count (what ``sketchrnn train --init-from`` starts from)."""
+    from ..train.checkpoint import TrainerState
+    from .magenta_tf import from_tf_variables
+    from .tf_bundle import read_bundle
+
+    tensors = read_bundle(bundle_prefix(directory))
+    trainable = {k: v for k, v in tensors.items() if k.startswith("vector_rnn/")
+                 and not k.startswith("vector_rnn/vector_rnn/") and k.split("/")[-1] not in TRAINING_SCALARS}
+    try:
+        model = from_tf_variables(trainable, hps, scale_factor=scale_factor)
+        step = int(tensors.get("vector_rnn/global_step", 0))
+        power = tensors.get("vector_rnn/beta1_power")
+        t = adam_step(power, step) if power is not None else 0
+        optimizer = optimizer_state(model, tensors) if t else {}
+    except ValueError as exc:
+        raise ValueError(f"{directory}: {exc}") from None
+    return model, TrainerState(step=step, optimizer=optimizer, optimizer_step=t)

@@ -239,6 +239,7 @@ def train(
     log_every: int = 20,
     max_nonfinite: int = 20,
     device: str | torch.device = "cpu",
+    init_from: str | Path | None = None,
 ) -> TrainSummary:
     """Train (or, with `resume`, continue) a run in `run_dir` until step `steps` or `minutes` pass.
 
@@ -247,6 +248,8 @@ def train(
     `resume`, `hps`, `data` and `max_seq_len` may be given only as the run has them (ValueError
     otherwise, see `resume_conflicts`). Without `max_seq_len`, N_max is the data's longest sketch.
     `device` is where the model trains ("cpu", "cuda", "cuda:1", or "auto" for a GPU when there is one).
+    `init_from` is a magenta TF checkpoint folder to go on from (a new run): its weights, Adam state
+    and step count, which the run's first checkpoint holds; `hps` must have its architecture.
     """
     device = resolve_device(device)
     run_dir = Path(run_dir)
@@ -288,11 +291,16 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.write_run(run_dir, _describe(hps, data_paths, dataset, seed, max_seq_len is not None))
         torch.manual_seed(seed)
-        model = SketchRNN(hps, scale_factor=dataset.scale_factor)
-        state = ckpt.TrainerState()
+        if init_from is not None:  # built as a fresh model is (the same random draws), then given its values
+            from ..interop.tf_write import read_training_checkpoint
+
+            model, state = read_training_checkpoint(init_from, hps, dataset.scale_factor)
+        else:
+            model = SketchRNN(hps, scale_factor=dataset.scale_factor)
+            state = ckpt.TrainerState()
     model = model.to(device)
     optimizer = TFAdam(model.parameters(), lr=hps.learning_rate)
-    if resume:
+    if resume or init_from is not None:
         load_optimizer_tensors(optimizer, model, state.optimizer, state.optimizer_step)
         if state.torch_rng is not None:
             torch.set_rng_state(state.torch_rng)
@@ -320,6 +328,9 @@ def train(
         state.elapsed_seconds = elapsed_before + time.monotonic() - start_time
         return state
 
+    if init_from is not None and not resume:  # the run's first checkpoint: the imported model and optimizer
+        ckpt.save_checkpoint(run_dir, model, "last", state.step, snapshot())
+        last_saved = state.step
     first_step = state.step
     if bar is not None and state.step < total_steps:
         _note(bar, f"{run_dir}: steps {state.step} to {total_steps} on {len(dataset.train):,d} sketches "
