@@ -113,3 +113,56 @@ def test_a_run_is_written_with_its_adam_state(tmp_path) -> None:
     with pytest.raises(FileExistsError, match="not a checkpoint and not empty"):
         write_checkpoint(model, run)  # never over a folder of something else
     assert not list(tmp_path.glob(".*tmp-*")) and not list(tmp_path.glob(".*old-*"))  # nothing half-written left
+
+
+def test_init_from_continues_a_magenta_checkpoint_with_its_adam_state(tmp_path) -> None:
+    from sketchrnn.cli import main
+    from sketchrnn.data import load_dataset
+    from sketchrnn.interop.tf_write import read_training_checkpoint
+    from sketchrnn.train import train
+    from sketchrnn.train.checkpoint import load_trainer_state
+    from sketchrnn.train.optim import kl_weight
+
+    folder = CHECKPOINTS / "cond_lstm"
+    data = [str(GOLDEN_TF / "aaron_sheep_subset_le60.npz")]
+    hps = HParams.from_json(folder / "model_config.json")
+    # at its own step count: the run's first checkpoint is the imported model and optimizer, exactly
+    start = train(tmp_path / "start", hps, data=data, steps=5, init_from=folder, progress=False)
+    assert start.step == 5 and start.train_costs == []
+    model, state = load_trainer_state(tmp_path / "start")
+    assert state.step == 5 and state.optimizer_step == 5
+    out = write_checkpoint(model, tmp_path / "back", state)
+    for suffix in (".index", ".data-00000-of-00001"):  # and it goes back to magenta unchanged
+        assert (out / f"vector-5{suffix}").read_bytes() == (folder / f"vector-5{suffix}").read_bytes()
+    # three steps on: the first loss is the imported model's on the run's first batch
+    summary = train(tmp_path / "run", hps, data=data, steps=8, init_from=folder, progress=False)
+    assert summary.step == 8 and len(summary.train_costs) == 3
+    dataset = load_dataset(data, random_scale_factor=hps.random_scale_factor,
+                           augment_stroke_prob=hps.augment_stroke_prob, seed=0)
+    torch.manual_seed(0)
+    ours, _ = read_training_checkpoint(folder, hps.replace(max_seq_len=dataset.max_seq_len), dataset.scale_factor)
+    batch = dataset.train.random_batch(hps.batch_size)
+    loss = ours.train().compute_loss(torch.from_numpy(batch.inputs), batch.lengths, kl_weight(hps, 5))
+    assert summary.train_costs[0] == pytest.approx(loss.cost.item(), rel=1e-6)
+    assert load_trainer_state(tmp_path / "run")[1].optimizer_step == 8
+    # the command line
+    assert main(["train", "--init-from", str(folder), "--data", *data, "--steps", "6", "--out",
+                 str(tmp_path / "cli"), "--quiet"]) == 0
+    assert load_trainer_state(tmp_path / "cli")[1].step == 6
+    assert main(["train", "--init-from", str(folder), "--preset", "tiny", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_export_tf_then_load_gives_the_model_back(tmp_path) -> None:
+    import sketchrnn
+    from sketchrnn.cli import main
+    from sketchrnn.interop import export
+
+    hps = HParams(enc_rnn_size=8, dec_rnn_size=16, z_size=4, num_mixture=3, max_seq_len=10, dec_model="layer_norm")
+    torch.manual_seed(2)
+    model = SketchRNN(hps, scale_factor=4.5)
+    result = export(model, tmp_path / "magenta")
+    assert result.format == "tf" and (tmp_path / "magenta" / "vector-0.index").is_file()
+    back = sketchrnn.load(tmp_path / "magenta", scale_factor=4.5)
+    assert back.hps == model.hps and back.scale_factor == 4.5
+    for a, b in zip(model.parameters(), back.parameters()):
+        assert torch.equal(a, b)

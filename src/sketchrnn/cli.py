@@ -168,9 +168,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume and not args.out:
         raise ValueError("--resume needs --out RUN_DIR, the run to continue")
+    if args.init_from and (args.resume or args.preset):
+        raise ValueError(f"--init-from starts a new run with {args.init_from}'s own architecture: "
+                         f"leave out {'--resume' if args.resume else '--preset'}")
     description = run_to_resume(Path(args.out)) if args.resume else None
     hps = None  # on --resume without --preset or --hparams: the run's own
-    if description is None or args.preset or args.hparams:
+    if args.init_from:  # the checkpoint's settings, with --hparams on top
+        base = HParams.from_json(Path(args.init_from) / "model_config.json")
+        hps = HParams.parse(args.hparams, base=base) if args.hparams else base
+    elif description is None or args.preset or args.hparams:
         base = HParams.preset(args.preset or "paper")
         if description is not None and not args.preset:  # --hparams alone: changes to the run's own settings
             base = HParams.from_dict(description["hparams"])
@@ -187,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         steps = hps.num_steps  # the same as --steps, also on --resume
     summary = train(out, hps, data=data, steps=steps, minutes=args.minutes,
                     seed=args.seed if args.seed is not None else 0, resume=args.resume, max_seq_len=explicit_len,
-                    progress=not args.quiet, device=args.device)
+                    progress=not args.quiet, device=args.device, init_from=args.init_from)
     if summary.stopped == "done":
         print(f"{summary.run_dir}: already at step {summary.step} of {summary.total_steps}, nothing to do "
               f"(pass --steps N above {summary.step} to train further)")
@@ -599,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the initial weights, dropout and batches (default 0; on --resume, the run's)")
     p.add_argument("--max-seq-len", type=int, help="drop sketches longer than this (default: keep all)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--init-from", metavar="DIR",
+                   help="a new run that goes on training a magenta TF checkpoint folder: its settings (with "
+                        "--hparams on top), weights, Adam state and step count")
     p.add_argument("--device", default="cpu", help='where to train: cpu (default), cuda, cuda:N, or auto')
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)

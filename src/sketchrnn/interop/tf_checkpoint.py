@@ -87,3 +87,6 @@ def load_checkpoint(folder: str | Path, scale_factor: float | None = None) -> Sk
     except ValueError as exc:
         raise ValueError(f"{folder}: {exc}") from None
     return model.eval()
+
+
+from .tf_write import write_checkpoint  # noqa: E402  (the writer `sketchrnn export --format tf` calls)
