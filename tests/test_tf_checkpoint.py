@@ -166,3 +166,17 @@ def test_export_tf_then_load_gives_the_model_back(tmp_path) -> None:
     assert back.hps == model.hps and back.scale_factor == 4.5
     for a, b in zip(model.parameters(), back.parameters()):
         assert torch.equal(a, b)
+
+
+def test_the_command_line_takes_a_magenta_folder_and_its_scale_factor(tmp_path, capsys) -> None:
+    from sketchrnn.cli import main
+
+    folder = CHECKPOINTS / "uncond_layer_norm"  # its data is not beside it
+    assert main(["info", str(folder)]) == 2
+    assert "pass --scale-factor F" in capsys.readouterr().err
+    assert main(["info", str(folder), "--scale-factor", "22.26"]) == 0
+    assert "scale factor: 22.26" in capsys.readouterr().out
+    assert main(["sample", str(folder), "--scale-factor", "22.26", "--n", "2", "--seed", "1",
+                 "--out", str(tmp_path / "s")]) == 0
+    assert main(["export", str(folder), "--scale-factor", "22.26", "--out", str(tmp_path / "tf")]) == 0
+    assert (tmp_path / "tf" / "vector-0.index").is_file()

@@ -96,8 +96,10 @@ def _read_z(path: str) -> np.ndarray:
                          f"(one vector of z_size numbers, or one per row)") from None
 
 
-def _load(model: str, which: str = "best"):
-    """`sketchrnn.load`, saying so when a run has no validated (best) model yet and the latest is used."""
+def _load(model: str, which: str = "best", scale_factor: float | None = None):
+    """`sketchrnn.load`, saying so when a run has no validated (best) model yet and the latest is used.
+
+    `scale_factor` is for a magenta TF checkpoint folder (magenta does not store it)."""
     from . import load
     from .train.checkpoint import is_run_dir, read_pointer
 
@@ -107,7 +109,12 @@ def _load(model: str, which: str = "best"):
         if pointer.get("last") and not pointer.get("best"):
             print(f"note: {path}: no validation has run yet, so there is no best model: "
                   f"using the latest checkpoint (step {pointer.get('last_step')})", file=sys.stderr)
-    return load(path, which)
+    try:
+        return load(path, which, scale_factor=scale_factor)
+    except ValueError as exc:
+        if str(exc).endswith("pass scale_factor="):  # a magenta TF folder whose data is not here
+            raise ValueError(f"{str(exc)[:-len('pass scale_factor=')]}pass --scale-factor F") from None
+        raise
 
 
 def _run_sketches(model_path: str, split: str, file: str | None) -> list[np.ndarray]:
@@ -211,7 +218,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .train.loop import evaluate_run_split
 
     run = read_run(Path(args.run_dir))
-    model = _load(args.run_dir, args.which)
+    model = _load(args.run_dir, args.which, args.scale_factor)
     data = load_dataset(run["data"], max_seq_len=run["max_seq_len"], random_scale_factor=0,
                         augment_stroke_prob=0, seed=run["seed"])
     split = data.split(args.split)
@@ -235,7 +242,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .render import grid_from_list
 
-    model = _load(args.run_dir, args.which)
+    model = _load(args.run_dir, args.which, args.scale_factor)
     z = _read_z(args.z) if args.z else None
     sketches = model.sample(args.n, temperature=args.temperature, z=z, greedy=args.greedy, seed=args.seed)
     out = Path(args.out)
@@ -299,7 +306,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     from .data.npz import save_npz
     from .render import grid_from_list, save_png, save_svg
 
-    model = _load(args.model, args.which)
+    model = _load(args.model, args.which, args.scale_factor)
     given = _read_partial_sketch(args.strokes, args.index)
     if args.first is not None:
         if args.first < 0:
@@ -353,7 +360,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    model = _load(args.run_dir, args.which)
+    model = _load(args.run_dir, args.which, args.scale_factor)
     originals = _pick(_run_sketches(args.run_dir, args.split, args.file), args.n, args.seed)
     columns = [originals]
     for t in args.temperatures:
@@ -372,7 +379,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    model = _load(args.run_dir, args.which)
+    model = _load(args.run_dir, args.which, args.scale_factor)
     sketches = _run_sketches(args.run_dir, args.split, args.file)
     if args.pair:
         i, j = args.pair
@@ -392,12 +399,11 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from . import load
     from .hparams import ARCHITECTURE
     from .zoo import model_path
 
     path = model_path(args.model)
-    model = load(path)
+    model = _load(str(path), "best", args.scale_factor)
     print(f"model: {args.model}" + (f" ({path})" if str(path) != args.model else ""))
     print(f"scale factor: {model.scale_factor:g}")
     settings = model.hps.to_dict()
@@ -428,8 +434,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .interop.export import export, format_of
 
     fmt = format_of(args.out, args.format)  # a wrong name is refused before the model is read
-    _load(args.model, args.which)  # says so when a run has no best model yet
-    print(export(args.model, args.out, fmt, which=args.which).summary())  # a run's figures and optimizer state too
+    from .interop.tf_checkpoint import is_checkpoint_dir
+
+    model = _load(args.model, args.which, args.scale_factor)  # says so when a run has no best model yet
+    source = model if is_checkpoint_dir(args.model) else args.model  # a TF folder with its --scale-factor
+    print(export(source, args.out, fmt, which=args.which).summary())  # a run's figures and optimizer state too
     return 0
 
 
@@ -574,6 +583,13 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help=MODEL_HELP)
     p.add_argument("--which", choices=["best", "last"], default="best",
                    help="for a run: the best model on validation (default) or the latest checkpoint")
+    _scale_arg(p)
+
+
+def _scale_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale-factor", type=float, metavar="F",
+                   help="for a magenta TF checkpoint folder: its data's scale factor (default: computed "
+                        "from the data its model_config.json names)")
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
@@ -655,6 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "sketch's own z (encode)")
     p.add_argument("--seed", type=int, help="seed for repeatable output")
     p.add_argument("--out", default="completions", help="output directory (default: completions)")
+    _scale_arg(p)
     p.set_defaults(func=cmd_complete)
 
     p = sub.add_parser("serve", help="a web page where the model finishes your drawing",
@@ -688,6 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="a model's settings and parameter counts")
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    _scale_arg(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("export", help="write a model for magenta-js (.gen.json, .vae.json) or magenta (TF)",
@@ -701,6 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["gen.json", "vae.json", "tf"],
                    help="gen.json (unconditional LSTM), vae.json (conditional LSTM) or tf (any model; "
                         "default: from the name of --out)")
+    _scale_arg(p)
     p.set_defaults(func=cmd_export)
 
     data = sub.add_parser("data", help="Quick, Draw! data: download, convert, info, show",
