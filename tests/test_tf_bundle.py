@@ -99,3 +99,12 @@ def test_sketchrnn_load_reads_a_magenta_checkpoint_folder(name: str, tmp_path) -
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="pass scale_factor="):
         sketchrnn.load(moved)  # its data is not beside it any more
+
+
+def test_crc32c_of_long_inputs_equals_the_byte_by_byte_value() -> None:
+    from sketchrnn.interop.tf_bundle import _crc_register
+
+    rng = np.random.default_rng(0)
+    for n in (4095, 4096, 4097, 100_000, (1 << 20) + 13):  # the chunked path, both chunk lengths, odd tails
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert crc32c(data) == _crc_register(0xFFFFFFFF, data) ^ 0xFFFFFFFF

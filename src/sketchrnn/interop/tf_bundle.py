@@ -35,13 +35,56 @@ def _crc32c_table() -> list[int]:
 _TABLE = _crc32c_table()
 
 
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli) of `data`."""
-    crc = 0xFFFFFFFF
+def _crc_register(crc: int, data: bytes) -> int:
+    """The raw CRC register after `data`, one byte at a time."""
     table = _TABLE
     for b in data:
         crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+    return crc
+
+
+_NP_TABLE = np.array(_TABLE, dtype=np.uint32)
+_ZEROS: dict[int, list[list[int]]] = {}
+
+
+def _zeros_operator(length: int) -> list[list[int]]:
+    """What `length` zero bytes do to the register (a linear map over GF(2)), as four 256-entry tables."""
+    basis = np.uint32(1) << np.arange(32, dtype=np.uint32)  # the register's 32 bits, fed zeros side by side
+    for _ in range(length):
+        basis = _NP_TABLE[basis & 0xFF] ^ (basis >> 8)
+    values = np.arange(256, dtype=np.uint32)
+    tables = []
+    for k in range(4):
+        out = np.zeros(256, dtype=np.uint32)
+        for bit in range(8):
+            out ^= np.where((values >> bit) & 1, basis[8 * k + bit], np.uint32(0)).astype(np.uint32)
+        tables.append(out.tolist())
+    return tables
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli) of `data`.
+
+    Long inputs (a data file's tensors) are cut into equal chunks whose registers numpy computes
+    side by side, one vector step per byte position, then joined in order: the register after A
+    then B is Z(register after A) xor (B's register from zero), Z being the linear effect of |B|
+    zero bytes (0.5 s for 80 MB instead of 6 s byte by byte).
+    """
+    if len(data) < 4096:
+        return _crc_register(0xFFFFFFFF, data) ^ 0xFFFFFFFF
+    buf = np.frombuffer(data, dtype=np.uint8)
+    length = 256 if buf.size < (1 << 20) else 2048
+    chunks = buf.size // length
+    if length not in _ZEROS:
+        _ZEROS[length] = _zeros_operator(length)
+    z0, z1, z2, z3 = _ZEROS[length]
+    state = np.zeros(chunks, dtype=np.uint32)
+    for column in np.ascontiguousarray(buf[:chunks * length].reshape(chunks, length).T):
+        state = _NP_TABLE[(state ^ column) & 0xFF] ^ (state >> 8)
+    crc = 0xFFFFFFFF
+    for value in state.tolist():
+        crc = z0[crc & 0xFF] ^ z1[(crc >> 8) & 0xFF] ^ z2[(crc >> 16) & 0xFF] ^ z3[crc >> 24] ^ value
+    return _crc_register(crc, bytes(buf[chunks * length:])) ^ 0xFFFFFFFF
 
 
 def _unmask(masked: int) -> int:
