@@ -218,7 +218,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .train.loop import evaluate_run_split
 
     run = read_run(Path(args.run_dir))
-    model = _load(args.run_dir, args.which, args.scale_factor)
+    model = _load(args.run_dir, args.which)  # a run: its own scale factor
     data = load_dataset(run["data"], max_seq_len=run["max_seq_len"], random_scale_factor=0,
                         augment_stroke_prob=0, seed=run["seed"])
     split = data.split(args.split)
