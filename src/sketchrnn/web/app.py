@@ -172,15 +172,19 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         if n > limits.max_n:
             raise _invalid("n", f"at most {limits.max_n} per request, got {n}")
 
-    async def run(s: Served, job: Job, request: Request | None = None):
-        """Submit `job` and wait for its sketches."""
-        loop = asyncio.get_running_loop()
-        queue = asyncio_callbacks(job, loop, stream=False)
+    def submit(s: Served, job: Job) -> None:
+        """Queue `job` on its model's batch with the request time limit; 503 when the queue is full."""
         job.deadline = time.monotonic() + limits.seconds
         try:
             s.worker.submit(job)
         except Busy as exc:
             raise HTTPException(503, detail=str(exc), headers={"Retry-After": "1"}) from None
+
+    async def run(s: Served, job: Job, request: Request | None = None):
+        """Submit `job` and wait for its sketches."""
+        loop = asyncio.get_running_loop()
+        queue = asyncio_callbacks(job, loop, stream=False)
+        submit(s, job)
         try:
             _, sketches, error = await asyncio.wait_for(queue.get(), timeout=limits.seconds + 5)
         except (asyncio.TimeoutError, asyncio.CancelledError):
@@ -194,11 +198,7 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
     def stream(s: Served, job: Job, request: Request, key: str) -> StreamingResponse:
         loop = asyncio.get_running_loop()
         queue = asyncio_callbacks(job, loop, stream=True)
-        job.deadline = time.monotonic() + limits.seconds
-        try:
-            s.worker.submit(job)
-        except Busy as exc:
-            raise HTTPException(503, detail=str(exc), headers={"Retry-After": "1"}) from None
+        submit(s, job)
 
         async def events():
             try:
