@@ -13,6 +13,8 @@ to the first streamed points with one client; and the server's peak memory after
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import socket
 import statistics
 import subprocess
@@ -48,32 +50,56 @@ def start_server(model: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the server did not start")
 
 
-def one_request(client: httpx.Client, url: str, body: dict) -> float:
-    t0 = time.perf_counter()
-    r = client.post(f"{url}/api/complete", json=body, timeout=120)
-    r.raise_for_status()
-    return time.perf_counter() - t0
+class Client:
+    """One keep-alive HTTP connection (the standard library's: the clients share this machine's two
+    cores with the server, so they should cost it as little as a client elsewhere would)."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=120)
+
+    def complete(self, body: dict) -> float:
+        """Seconds for one /api/complete request, its answer read and parsed."""
+        t0 = time.perf_counter()
+        self.conn.request("POST", "/api/complete", json.dumps(body), {"Content-Type": "application/json"})
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"{resp.status}: {data[:200]!r}")
+        json.loads(data)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def concurrent(url: str, body: dict, clients: int, rounds: int) -> tuple[list[float], float]:
     """`clients` threads, each sending `rounds` requests back to back: latencies and wall time."""
     latencies: list[float] = []
     lock = threading.Lock()
+    connections = [Client(url) for _ in range(clients)]
+    start = threading.Barrier(clients + 1)
 
     def client_loop(k: int) -> None:
-        with httpx.Client() as client:
-            for r in range(rounds):
-                t = one_request(client, url, {**body, "seed": k * 1000 + r})
-                with lock:
-                    latencies.append(t)
+        start.wait()
+        for r in range(rounds):
+            t = connections[k].complete({**body, "seed": k * 1000 + r})
+            with lock:
+                latencies.append(t)
 
     threads = [threading.Thread(target=client_loop, args=(k,)) for k in range(clients)]
-    t0 = time.perf_counter()
     for t in threads:
         t.start()
+    start.wait()
+    t0 = time.perf_counter()
     for t in threads:
         t.join()
-    return latencies, time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    for c in connections:
+        c.close()
+    if len(latencies) != clients * rounds:
+        raise RuntimeError("a client failed (its error is printed above)")
+    return latencies, wall
 
 
 def first_points(url: str, body: dict, repeats: int = 5) -> float:
@@ -111,9 +137,7 @@ def main() -> None:
     body = {"model": args.model, "strokes": strokes, "n": 9, "temperature": 0.5}
     server, url = start_server(args.model)
     try:
-        with httpx.Client() as client:
-            for _ in range(3):  # warm-up: kernels, allocator
-                one_request(client, url, {**body, "seed": 0})
+        concurrent(url, body, 1, 3)  # warm-up: kernels, allocator
         print(f"{args.model}: 9 completions of a 30-point real sheep per request, τ 0.5")
         print(f"first streamed points, one client: {first_points(url, body) * 1e3:.0f} ms (target <= 100 ms)")
         for n in [int(c) for c in args.clients.split(",")]:
@@ -127,9 +151,7 @@ def main() -> None:
                   f"sketches/s ({serial_wall / wall:.2f}x less); {n} requests at once take "
                   f"{wall / args.rounds / one:.2f}x one request ({one * 1e3:.0f} ms)"
                   + (" (target <= 3x at N=16)" if n == 16 else ""))
-        with httpx.Client() as client:
-            for i in range(10):
-                one_request(client, url, {**body, "seed": i})
+        concurrent(url, body, 1, 10)
         after_10 = peak_rss_mb(server.pid)
         lat, _ = concurrent(url, body, 16, max(1, (args.requests - 10) // 16))
         after_many = peak_rss_mb(server.pid)

@@ -134,6 +134,26 @@ def test_conditional_model_prior_encode_and_given_z(conditional) -> None:
         torch.testing.assert_close(b, a.expand(3, -1), rtol=1e-6, atol=1e-6)
 
 
+def test_completions_primed_together_equal_each_primed_alone(conditional) -> None:
+    """`start_completions` primes requests of different lengths (one shared z, one z per
+    alternative, an empty sketch) in one batch: each start is the one it gets alone."""
+    from sketchrnn.generate import prepare_completion, start_completion, start_completions
+
+    test = load_npz(SUBSET)["test"]
+    given = [np.asarray(test[i], dtype=np.float64)[:k] for i, k in ((0, 12), (1, 5), (2, 20), (3, 0))]
+    zs = [encode(conditional, [given[0]])[0], None, None, "prior"]
+    alone = [start_completion(conditional, g, 3, z, torch.Generator().manual_seed(i), None)
+             for i, (g, z) in enumerate(zip(given, zs))]
+    together = start_completions(conditional, [prepare_completion(conditional, g, 3, z, torch.Generator().manual_seed(i))
+                                               for i, (g, z) in enumerate(zip(given, zs))])
+    for a, b in zip(alone, together):
+        assert a.max_len == b.max_len
+        torch.testing.assert_close(b.constant, a.constant, rtol=0, atol=0)
+        for x, y in zip(a.state, b.state):
+            torch.testing.assert_close(y, x, rtol=1e-6, atol=1e-6)
+    assert [s.max_len for s in together] == [conditional.hps.max_seq_len - len(g) for g in given]
+
+
 @pytest.mark.parametrize("strokes, message", [
     (np.zeros((5, 2)), r"strokes: expected a \[k, 3\] stroke-3 array .* got shape \[5, 2\]"),
     ([[1.0, 2.0, 0.0], [float("nan"), 0.0, 1.0]], "strokes: row 1 is not finite"),

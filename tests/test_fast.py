@@ -89,7 +89,10 @@ def test_whole_model_fast_equals_plain_with_dropout(monkeypatch, cells: str, ele
     (plain_cost, plain), (fast_cost, fast) = grads
     assert fast_cost == pytest.approx(plain_cost, rel=1e-6)
     for name in plain:
-        assert_close(fast[name], plain[name], 1e-5, name)
+        # float32 sums over 8 sketches × 60 steps in another order (and split over threads): the
+        # bias gradients, the longest sums, differ by up to about 1e-5 on 2 threads; a wrong term
+        # in a backward differs by orders of magnitude more
+        assert_close(fast[name], plain[name], 3e-5, name)
 
 
 @pytest.mark.parametrize("cell_class", [LSTMCell, LayerNormLSTMCell, HyperLSTMCell])

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import sketchrnn
+from sketchrnn import generate
 from conftest import GOLDEN_TF
 from sketchrnn import HParams
 from sketchrnn.train import train
@@ -144,6 +145,18 @@ def test_a_full_queue_answers_503_with_retry_after():
         thread.join()
     assert second.status_code == 503 and second.headers["retry-after"] == "1"
     assert first["r"].status_code == 200
+
+
+def test_every_model_runs_on_one_compute_thread(client, monkeypatch):
+    """One thread does the model work of every model served (a second OpenMP team would make every
+    parallel region sleep and wake), encoding included."""
+    served = client.app.state.served
+    assert served["sheep"].worker.compute is served["cond"].worker.compute
+    encode, threads = generate.encode, []
+    monkeypatch.setattr(generate, "encode", lambda *a, **k: threads.append(threading.current_thread()) or encode(*a, **k))
+    r = client.post("/api/variations", json={"model": "cond", "strokes": START, "n": 2, "seed": 1})
+    assert r.status_code == 200 and len(r.json()["sketches"]) == 2
+    assert threads == [served["cond"].worker.compute.thread]
 
 
 def test_concurrent_requests_share_one_batch():

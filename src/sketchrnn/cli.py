@@ -352,7 +352,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: anyone who can reach this machine can use the models "
               "(the default, 127.0.0.1, is this machine only)", file=sys.stderr)
-    app = create_app(args.models or None, device=args.device)
+    import torch
+
+    # The model work runs on the app's one model thread, with torch's threads; this thread keeps one,
+    # so that it never starts an OpenMP team of its own (see sketchrnn.web.engine)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    app = create_app(args.models or None, device=args.device, threads=threads)
     names = ", ".join(app.state.served)
     print(f"serving {names} at http://{args.host}:{args.port}/ (API docs at /docs; Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -176,10 +176,22 @@ def start_sampling(model: SketchRNN, n: int, z=None, gen: torch.Generator | None
     return Start(state, constant, int(max_len or model.hps.max_seq_len))
 
 
-def start_completion(model: SketchRNN, strokes, n: int, z=None, gen: torch.Generator | None = None,
-                     max_len: int | None = None) -> Start:
-    """The start of `n` continuations of a partial sketch: the decoder has read S0 and every given
-    point (see `complete` for `z` and the limits)."""
+@dataclass
+class Partial:
+    """A checked request to continue a partial sketch: its points (stroke-3, data units), the number
+    of alternatives, each alternative's z (None: unconditional) and the point limit."""
+
+    strokes: np.ndarray
+    n: int
+    z: Tensor | None
+    max_len: int
+
+
+@torch.inference_mode()
+def prepare_completion(model: SketchRNN, strokes, n: int, z=None, gen: torch.Generator | None = None,
+                       max_len: int | None = None) -> Partial:
+    """Check a completion request and settle its z (drawn from the prior with `gen` where asked;
+    see `complete`); ValueError names what is wrong."""
     s = _partial_sketch(model, strokes)
     if isinstance(z, str) and z not in ("prior", "encode"):
         raise ValueError(f"z must be a vector, 'prior' or 'encode', got {z!r}")
@@ -191,18 +203,48 @@ def start_completion(model: SketchRNN, strokes, n: int, z=None, gen: torch.Gener
         z = encode(model, [s])[0]
     elif isinstance(z, str):  # "prior"
         z = None
-    if len(s) == 0:
-        return start_sampling(model, n, z, gen, max_len)
     param = next(model.parameters())
     z = _as_z(model, z, n, gen, param.device, param.dtype)
-    if z is not None and bool((z == z[:1]).all()):
-        state = tuple(part.expand(n, -1).contiguous() for part in prime(model, s, z[:1]))  # one shared z: prime once
-    else:
-        state = prime(model, s, z)
-        if z is None:
-            state = tuple(part.expand(n, -1).contiguous() for part in state)
-    constant = model.decoder_input_constant(z, n, param.device, param.dtype)
-    return Start(state, constant, int(max_len or model.hps.max_seq_len - len(s)))
+    return Partial(s, n, z, int(max_len or model.hps.max_seq_len - len(s)))
+
+
+@torch.inference_mode()
+def start_completions(model: SketchRNN, partials: Sequence[Partial]) -> list[Start]:
+    """The start of each request's continuations: the decoder has read S0 and every given point.
+    All the requests are primed in one batch (`prime_many`), each once where its alternatives
+    share one z."""
+    starts: list[Start | None] = [None] * len(partials)
+    sketches: list[np.ndarray] = []
+    zs: list[Tensor] = []
+    primed: list[tuple[int, int]] = []  # (request, rows primed for it)
+    for i, p in enumerate(partials):
+        if len(p.strokes) == 0:  # nothing to read: plain sampling
+            starts[i] = start_sampling(model, p.n, p.z, None, p.max_len)
+            continue
+        rows = 1 if p.z is None or bool((p.z == p.z[:1]).all()) else p.n
+        sketches += [p.strokes] * rows
+        if p.z is not None:
+            zs.append(p.z[:rows])
+        primed.append((i, rows))
+    if primed:
+        state = prime_many(model, sketches, torch.cat(zs) if zs else None)
+        first = 0
+        for i, rows in primed:
+            p = partials[i]
+            part = tuple(s[first:first + rows] for s in state)
+            first += rows
+            if rows < p.n:  # one shared state for every alternative
+                part = tuple(s.expand(p.n, -1) for s in part)
+            constant = model.decoder_input_constant(p.z, p.n, state[0].device, state[0].dtype)
+            starts[i] = Start(tuple(s.contiguous() for s in part), constant, p.max_len)
+    return starts  # type: ignore[return-value]
+
+
+def start_completion(model: SketchRNN, strokes, n: int, z=None, gen: torch.Generator | None = None,
+                     max_len: int | None = None) -> Start:
+    """The start of `n` continuations of a partial sketch: the decoder has read S0 and every given
+    point (see `complete` for `z` and the limits)."""
+    return start_completions(model, [prepare_completion(model, strokes, n, z, gen, max_len)])[0]
 
 
 @torch.inference_mode()
@@ -250,17 +292,37 @@ def prime(model: SketchRNN, strokes, z: Tensor | None = None):
     This is magenta-js's `updateStrokes` in one batch: one decoder step per given point.
     """
     s = _partial_sketch(model, strokes)
+    return prime_many(model, [s] * (1 if z is None else len(z)), z)
+
+
+@torch.inference_mode()
+def prime_many(model: SketchRNN, sketches: Sequence[np.ndarray], z: Tensor | None = None):
+    """`prime` for several checked partial sketches at once, row i reading ``sketches[i]`` (with
+    ``z[i]``): the batch runs to the shortest sketch's end, leaves that row's state, and goes on
+    with the others, so each row's steps are the ones it would take alone."""
     param = next(model.parameters())
     device, dtype = param.device, param.dtype
-    batch = 1 if z is None else len(z)
-    x = torch.zeros(batch, len(s) + 1, STROKE_DIM, device=device, dtype=dtype)
+    lengths = np.array([len(s) for s in sketches])
+    x = torch.zeros(len(sketches), int(lengths.max()) + 1, STROKE_DIM, device=device, dtype=dtype)
     x[:, 0, 2] = 1  # S0
-    given = torch.as_tensor(s, device=device, dtype=dtype)
-    x[:, 1:, 0:2] = given[:, 0:2] / model.scale_factor
-    x[:, 1:, 2] = 1 - given[:, 2]  # p1: the pen stays down after the point
-    x[:, 1:, 3] = given[:, 2]  # p2: the pen lifts
-    _, state = model.decoder_hidden(x, z)
-    return state
+    for i, s in enumerate(sketches):
+        given = torch.as_tensor(s, device=device, dtype=dtype)
+        x[i, 1:len(s) + 1, 0:2] = given[:, 0:2] / model.scale_factor
+        x[i, 1:len(s) + 1, 2] = 1 - given[:, 2]  # p1: the pen stays down after the point
+        x[i, 1:len(s) + 1, 3] = given[:, 2]  # p2: the pen lifts
+    state, out, rows, read = None, None, np.arange(len(sketches)), 0
+    for end in np.unique(lengths):  # S0 and points 1..end read
+        index = torch.as_tensor(rows, device=device)
+        _, state = model.decoder_hidden(x[index, read:end + 1], None if z is None else z[index], state)
+        if out is None:
+            out = tuple(torch.empty(len(sketches), *s.shape[1:], device=device, dtype=s.dtype) for s in state)
+        done = lengths[rows] == end
+        for o, s in zip(out, state):
+            o[torch.as_tensor(rows[done], device=device)] = s[torch.as_tensor(done, device=device)]
+        keep = torch.as_tensor(~done, device=device)
+        rows, read = rows[~done], end + 1
+        state = tuple(s[keep] for s in state)
+    return out
 
 
 @torch.inference_mode()

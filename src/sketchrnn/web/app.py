@@ -14,9 +14,10 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import numpy as np
+import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -25,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from .. import generate
 from ..model import SketchRNN
-from .engine import Busy, Job, ModelWorker, asyncio_callbacks
+from .engine import Busy, Compute, Job, ModelWorker, asyncio_callbacks
 
 STATIC = Path(__file__).with_name("static")
 
@@ -112,27 +113,28 @@ def default_models() -> list[str]:
 
 
 def create_app(models: list[str] | None = None, device: str = "cpu", limits: Limits | None = None,
-               window: float = 0.005) -> FastAPI:
+               window: float = 0.005, threads: int | None = None) -> FastAPI:
     """The web app serving `models` (anything `sketchrnn.load` takes, zoo names included; default:
-    the bundled official model and the cached ones) on `device`."""
+    the bundled official model and the cached ones) on `device`; the model work runs on one thread
+    with `threads` torch threads (None: torch's count)."""
     import sketchrnn
     from ..train.loop import resolve_device
 
     limits = limits or Limits()
     served: dict[str, Served] = {}
+    compute = Compute(threads)
     for spec in models if models is not None else default_models():
         model = sketchrnn.load(spec).to(resolve_device(device)).eval()
         ident = _model_id(spec, set(served))
         served[ident] = Served(ident, Path(str(spec)).name.removesuffix(".json").removesuffix(".gen"), model,
-                               ModelWorker(model, max_jobs=limits.max_jobs, window=window))
+                               ModelWorker(model, max_jobs=limits.max_jobs, window=window, compute=compute))
     if not served:
         raise ValueError("no model to serve")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        for s in served.values():  # the batch threads end with the app
-            s.worker.close()
+        compute.close()  # the model thread ends with the app
 
     app = FastAPI(title="sketchrnn", description="sketch-rnn: finish drawings, dream, morph.", version="1",
                   lifespan=lifespan)
@@ -179,6 +181,21 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
             s.worker.submit(job)
         except Busy as exc:
             raise HTTPException(503, detail=str(exc), headers={"Retry-After": "1"}) from None
+
+    async def on_compute(fn: Callable[[], Any]) -> Any:
+        """`fn()` run on the model thread (the event loop goes on meanwhile)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if not done.cancelled():
+                done.set_exception(error) if error is not None else done.set_result(result)
+
+        try:
+            compute.call(fn, lambda result, error: loop.call_soon_threadsafe(settle, result, error))
+        except Busy as exc:
+            raise HTTPException(503, detail=str(exc), headers={"Retry-After": "1"}) from None
+        return await done
 
     async def run(s: Served, job: Job, request: Request | None = None):
         """Submit `job` and wait for its sketches."""
@@ -282,7 +299,7 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         strokes = checked_strokes("strokes", body.strokes, s, room=0)
         if not len(strokes):
             raise _invalid("strokes", "empty: there is nothing to encode")
-        z = generate.encode(s.model, [strokes])[0]
+        z = await on_compute(lambda: generate.encode(s.model, [strokes])[0])
         job = Job("sample", body.n, body.temperature, seed=body.seed, z=z)
         return JSONResponse({"sketches": await run(s, job, request)})  # plain lists: skip the response encoder
 
@@ -293,12 +310,14 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         conditional(s)
         if body.steps > limits.max_steps:
             raise _invalid("steps", f"at most {limits.max_steps}, got {body.steps}")
-        ends = []
+        pair = []
         for field in ("a", "b"):
             strokes = checked_strokes(field, getattr(body, field), s, room=0)
             if not len(strokes):
                 raise _invalid(field, "empty: there is nothing to encode")
-            ends.append(generate.encode(s.model, [strokes])[0].double().cpu().numpy())
+            pair.append(strokes)
+        ends = (await on_compute(lambda: torch.stack([generate.encode(s.model, [one])[0] for one in pair])))
+        ends = ends.double().cpu().numpy()
         zs = np.stack([generate.slerp(ends[0], ends[1], t) for t in np.linspace(0.0, 1.0, body.steps)])
         job = Job("sample", body.steps, body.temperature, seed=body.seed, z=zs)
         return JSONResponse({"sketches": await run(s, job, request)})  # plain lists: skip the response encoder
