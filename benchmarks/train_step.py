@@ -28,6 +28,7 @@ from torch import nn
 from sketchrnn import HParams, SketchRNN
 from sketchrnn.data import load_dataset
 from sketchrnn.data.sources import bundled_path
+from sketchrnn.model import WorkBuffers
 from sketchrnn.model.mixture import reconstruction_terms, split_output
 
 
@@ -57,6 +58,13 @@ class FusedBaseline(nn.Module):
         offset, pen, _ = reconstruction_terms(split_output(self.output(h), self.hps.num_mixture), x)
         kl = -0.5 * torch.mean(1 + presig - mu**2 - torch.exp(presig))
         return (offset + pen).mean() + 0.5 * torch.clamp(kl, min=0.2)
+
+
+def run_step(model: SketchRNN, work: WorkBuffers, batch) -> torch.Tensor:
+    """The training loss of `batch`, its loops reusing `work` as a training run does (the backward
+    gives the buffers back to the pool its forward took them from)."""
+    with work.active():
+        return model.compute_loss(batch[0], batch[1], 0.5).cost
 
 
 def one_step(loss_fn, params, batch) -> float:
@@ -114,7 +122,7 @@ def main() -> None:
     contenders = {"fused nn.LSTM baseline": (lambda b: baseline.loss(*b), list(baseline.parameters()))}
     for cell in args.cells.split(","):
         model = SketchRNN(base.replace(dec_model=cell)).train()
-        contenders[f"dec_model={cell} (dropout on)"] = (lambda b, m=model: m.compute_loss(b[0], b[1], 0.5).cost,
+        contenders[f"dec_model={cell} (dropout on)"] = (lambda b, m=model, w=WorkBuffers(): run_step(m, w, b),
                                                        list(model.parameters()))
     times = interleaved(contenders, tensors, args.repeats, args.warmup)
     ref_s = statistics.median(times["fused nn.LSTM baseline"])

@@ -10,6 +10,7 @@ from sketchrnn import HParams, SketchRNN
 from sketchrnn.data import load_dataset
 from sketchrnn.model import kernels, recurrence
 from sketchrnn.model.cells import HyperLSTMCell, LayerNormLSTMCell, LSTMCell
+from sketchrnn.model.fast import WorkBuffers, input_weight_grad
 from sketchrnn.model.recurrence import Projection, dropout_masks, projection, run_cell
 
 
@@ -98,21 +99,20 @@ def test_whole_model_fast_equals_plain_with_dropout(monkeypatch, cells: str, ele
 @pytest.mark.parametrize("cell_class", [LSTMCell, LayerNormLSTMCell, HyperLSTMCell])
 def test_work_buffers_are_reused_and_backward_runs_once(cell_class) -> None:
     """The second step reuses the first one's buffers (no fresh pages) and computes the same numbers."""
-    from sketchrnn.model import fast
-
     torch.manual_seed(0)
     cell = _small_cell(cell_class)
     x = torch.randn(5, 30, 7)
     masks = dropout_masks((30, 5, 16), 0.7)
-    fast.POOL.clear()
+    work = WorkBuffers()
     results, reused = [], []
     for _ in range(2):
         cell.zero_grad()
-        before = {id(t) for bucket in fast.POOL.free.values() for t in bucket}
-        out, _ = run_cell(cell, projection(cell, x), cell.zero_state(5), masks, fast=True)
-        after = {id(t) for bucket in fast.POOL.free.values() for t in bucket}
-        reused.append(len(before - after))  # buffers the forward took from the pool
-        out.sum().backward()
+        with work.active():
+            before = {id(t) for bucket in work.free.values() for t in bucket}
+            out, _ = run_cell(cell, projection(cell, x), cell.zero_state(5), masks, fast=True)
+            after = {id(t) for bucket in work.free.values() for t in bucket}
+            reused.append(len(before - after))  # buffers the forward took from the pool
+            out.sum().backward()
         results.append([p.grad.clone() for p in cell.parameters()])
     assert reused[0] == 0 and reused[1] > 0
     assert all(torch.equal(a, b) for a, b in zip(*results))
@@ -122,11 +122,22 @@ def test_work_buffers_are_reused_and_backward_runs_once(cell_class) -> None:
         out.sum().backward()
 
 
+def test_no_buffers_are_kept_without_a_current_pool() -> None:
+    """Outside `WorkBuffers.active` the loops allocate afresh and keep nothing (no module-level pool)."""
+    cell = LSTMCell(7, 16)
+    work = WorkBuffers()
+    out, _ = run_cell(cell, projection(cell, torch.randn(3, 9, 7)), cell.zero_state(3), None, fast=True)
+    out.sum().backward()
+    assert work.free == {}
+    with work.active():
+        out, _ = run_cell(cell, projection(cell, torch.randn(3, 9, 7)), cell.zero_state(3), None, fast=True)
+    out.sum().backward()  # the backward gives back to the pool its forward took from, wherever it runs
+    assert sum(len(b) for b in work.free.values()) == 4
+
+
 @pytest.mark.parametrize("k", [5, 40])
 def test_input_weight_gradient_both_ways(k: int) -> None:
     """Σ_t x_tᵀ d_t: the batched per-step form (small k) and the single multiply (large k)."""
-    from sketchrnn.model.fast import _input_weight_grad
-
     x, d = torch.randn(30, 8, k, dtype=torch.float64), torch.randn(30, 8, 12, dtype=torch.float64)
     expected = torch.einsum("tbk,tbp->kp", x, d)
-    assert_close(_input_weight_grad(x.transpose(0, 1).contiguous().transpose(0, 1), d), expected, 1e-12)
+    assert_close(input_weight_grad(x.transpose(0, 1).contiguous().transpose(0, 1), d), expected, 1e-12)

@@ -101,9 +101,8 @@ def test_compiler_errors_are_reported(monkeypatch, tmp_path) -> None:
 @pytest.mark.parametrize("cell_class", [LSTMCell, LayerNormLSTMCell, HyperLSTMCell])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_inference_step_matches_the_cell(cell_class, dtype) -> None:
-    """The sampler's kernel step against the cell's own step, 20 steps from a random state."""
-    from sketchrnn.model.fast import step
-
+    """The sampler's step (`inference_step`, the kernels' or PyTorch's fast step) against the cell's
+    own step, 20 steps from a random state."""
     torch.manual_seed(0)
     cell = cell_class(5, 32).to(dtype)
     with torch.no_grad():
@@ -113,7 +112,7 @@ def test_inference_step_matches_the_cell(cell_class, dtype) -> None:
     with torch.inference_mode():
         for t in range(20):
             xw = 2 * torch.randn(7, cell.input_weight().shape[1], dtype=dtype)
-            state, state_ref = step(cell, xw, state), cell.step(xw, state_ref, None)
+            state, state_ref = cell.inference_step(xw, state), cell.step(xw, state_ref, None)
     for got, want in zip(state, state_ref):
         assert_close(got, want, 1e-5 if dtype == torch.float32 else 1e-12)
 

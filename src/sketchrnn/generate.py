@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import cpu
 from .data.strokes import pad_batch
 from .model import SketchRNN
-from .model.fast import step as cell_step
 from .model.mixture import split_output
 from .model.vae import STROKE_DIM
 
@@ -123,7 +123,8 @@ def point_inputs(dx: Tensor, dy: Tensor, pen: Tensor) -> Tensor:
 def decoder_step(model: SketchRNN, state, constant: Tensor, x: Tensor):
     """The decoder state after reading inputs `x` (stroke-5 rows), one row per sketch."""
     w_stroke = model.dec_cell.input_weight()[:STROKE_DIM]
-    return cell_step(model.dec_cell, torch.addmm(constant, x, w_stroke), state)  # fused kernels where they apply
+    cpu.adapt()  # threads for the cores other programs leave free
+    return model.dec_cell.inference_step(torch.addmm(constant, x, w_stroke), state)
 
 
 def _draw_sketches(model: SketchRNN, start: Start, temperature: float, greedy: bool,

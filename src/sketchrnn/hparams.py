@@ -15,7 +15,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-CELL_NAMES = ("lstm", "layer_norm", "hyper")
+# The one table of cells: each enc_model / dec_model name and the class that implements it, as
+# "module:Class" (imported when a model is built, so that reading settings needs no torch) or as
+# the class itself. A new cell is a subclass of `sketchrnn.model.cells.RecurrentCell` and a line here
+# (or, from outside the package, ``CELLS["name"] = MyCell``).
+CELLS: dict[str, str | type] = {
+    "lstm": "sketchrnn.model.cells:LSTMCell",
+    "layer_norm": "sketchrnn.model.cells:LayerNormLSTMCell",
+    "hyper": "sketchrnn.model.cells:HyperLSTMCell",
+}
 
 # Model sizes for `sketchrnn train --preset`: overrides on top of magenta's defaults.
 PRESETS: dict[str, dict[str, object]] = {
@@ -43,9 +51,9 @@ class HParams:
     save_every: int = 500
     max_seq_len: int = 250  # N_max; replaced by the data's longest sketch when a dataset is loaded
     dec_rnn_size: int = 512
-    dec_model: str = "lstm"
+    dec_model: str = "lstm"  # a name in CELLS
     enc_rnn_size: int = 256
-    enc_model: str = "lstm"
+    enc_model: str = "lstm"  # a name in CELLS
     z_size: int = 128
     kl_weight: float = 0.5
     kl_weight_start: float = 0.01
@@ -75,9 +83,9 @@ class HParams:
     def validate(self) -> None:
         """Raise ValueError naming the first setting whose value makes no sense."""
         for name in ("enc_model", "dec_model"):
-            if getattr(self, name) not in CELL_NAMES:
+            if getattr(self, name) not in CELLS:
                 raise ValueError(
-                    f"hparams: {name}={getattr(self, name)!r} is not a cell; choose one of {', '.join(CELL_NAMES)}"
+                    f"hparams: {name}={getattr(self, name)!r} is not a cell; choose one of {', '.join(CELLS)}"
                 )
         for name in ("dec_rnn_size", "enc_rnn_size", "z_size", "batch_size", "num_mixture", "max_seq_len", "save_every"):
             if getattr(self, name) < 1:

@@ -1,12 +1,11 @@
 """The sketch-rnn model: recurrent cells, the time loop, the mixture density output and the VAE."""
 
-from .cells import CELLS, HyperLSTMCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, make_cell
-from .fast import release_work_buffers
+from .cells import HyperLSTMCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, cell_class, make_cell
+from .fast import WorkBuffers
 from .mixture import Mixture
 from .vae import Loss, SketchRNN
 
 __all__ = [
-    "CELLS",
     "HyperLSTMCell",
     "LayerNormLSTMCell",
     "LSTMCell",
@@ -14,6 +13,7 @@ __all__ = [
     "Mixture",
     "RecurrentCell",
     "SketchRNN",
+    "WorkBuffers",
+    "cell_class",
     "make_cell",
-    "release_work_buffers",
 ]

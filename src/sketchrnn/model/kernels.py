@@ -55,6 +55,62 @@ class Kernels:
             setattr(self, name, fn)
 
 
+def _ptr(t: Tensor | None) -> int | None:
+    """Address of `t`'s first element (None for None)."""
+    return None if t is None else t.data_ptr()
+
+
+class FusedKernels:
+    """The fast loops' element-wise backend (`fast.backends.ElementWise`) on these kernels: each
+    method passes its tensors' shapes, strides and addresses to the C function of the same maths
+    as `fast.backends.TorchOps`' method, with rows split over torch's threads."""
+
+    def __init__(self, k: Kernels, forget_bias: float, ln_epsilon: float) -> None:
+        self.k, self.forget_bias, self.ln_epsilon = k, forget_bias, ln_epsilon
+
+    def accumulator_rows(self, batch: int) -> int:
+        return torch.get_num_threads()  # one row of sums per thread
+
+    def lstm_step(self, a, c, mask, c_next, tanh_c, h_next) -> None:
+        n = c.shape[-1]
+        self.k.lstm_forward(c.numel() // n, n, a.data_ptr(), c.data_ptr(), _ptr(mask), c_next.data_ptr(),
+                            tanh_c.data_ptr(), h_next.data_ptr(), torch.get_num_threads())
+
+    def lstm_step_backward(self, dh, d_out, dc, a, c, tanh_c, mask) -> Tensor:
+        n = c.shape[-1]
+        self.k.lstm_backward(c.numel() // n, n, dh.data_ptr(), _ptr(d_out), 0 if d_out is None else d_out.stride(-2),
+                             dc.data_ptr(), a.data_ptr(), c.data_ptr(), tanh_c.data_ptr(), _ptr(mask),
+                             torch.get_num_threads())
+        return dc
+
+    def ln_step(self, tape, t, s, gamma, beta, gamma_c, beta_c, mask) -> Tensor:
+        self.k.ln_forward(s.shape[0], tape.n, s.data_ptr(), s.stride(0), gamma.data_ptr(), beta.data_ptr(),
+                          gamma_c.data_ptr(), beta_c.data_ptr(), tape.cs[t].data_ptr(), _ptr(mask), self.ln_epsilon,
+                          self.forget_bias, tape.normed[t].data_ptr(), tape.rstd[t].data_ptr(),
+                          tape.cs[t + 1].data_ptr(), tape.c_stats[t, 0].data_ptr(), tape.c_stats[t, 1].data_ptr(),
+                          tape.hs[t + 1].data_ptr(), torch.get_num_threads())
+        return tape.hs[t + 1]
+
+    def ln_step_backward(self, tape, t, dh, dc, gamma, beta, gamma_c, beta_c, mask, acc, ds, dh_extra) -> Tensor:
+        self.k.ln_backward(dh.shape[0], tape.n, dh.data_ptr(), _ptr(dh_extra),
+                           0 if dh_extra is None else dh_extra.stride(0), dc.data_ptr(), tape.normed[t].data_ptr(),
+                           tape.rstd[t].data_ptr(), tape.cs[t].data_ptr(), tape.cs[t + 1].data_ptr(),
+                           tape.c_stats[t, 0].data_ptr(), tape.c_stats[t, 1].data_ptr(), gamma.data_ptr(),
+                           beta.data_ptr(), gamma_c.data_ptr(), beta_c.data_ptr(), _ptr(mask), self.forget_bias,
+                           ds.data_ptr(), ds.stride(0), acc.data_ptr(), torch.get_num_threads())
+        return dc
+
+    def hyper_gates(self, ab, bias, x_t, hw, s) -> None:
+        self.k.hyper_gates_forward(hw.shape[0], hw.shape[1] // 4, ab.data_ptr(), bias.data_ptr(), x_t.data_ptr(),
+                                   x_t.stride(0), hw.data_ptr(), hw.stride(0), s.data_ptr(), torch.get_num_threads())
+
+    def hyper_gates_backward(self, ds, ab, x_t, hw, d_ab, d_xw, d_hw, d_bias) -> None:
+        self.k.hyper_gates_backward(ds.shape[0], ds.shape[1] // 4, ds.data_ptr(), ab.data_ptr(), x_t.data_ptr(),
+                                    x_t.stride(0), hw.data_ptr(), hw.stride(0), d_ab.data_ptr(), d_xw.data_ptr(),
+                                    d_xw.stride(0), d_hw.data_ptr(), d_hw.stride(0), d_bias.data_ptr(),
+                                    torch.get_num_threads())
+
+
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _bound: dict[torch.dtype, Kernels] = {}
@@ -129,3 +185,18 @@ def for_tensor(x: Tensor) -> Kernels | None:
             return None
         kernels = _bound.setdefault(x.dtype, Kernels(lib, _SUFFIX[x.dtype]))
     return kernels
+
+
+_fused: dict[torch.dtype, FusedKernels] = {}
+
+
+def fused_for(x: Tensor, forget_bias: float, ln_epsilon: float) -> FusedKernels | None:
+    """The fast loops' backend on the kernels for tensors like `x`, where `for_tensor` gives kernels
+    (the cells' forget bias and layer-norm ε are passed to the kernels that need them)."""
+    k = for_tensor(x)
+    if k is None:
+        return None
+    fused = _fused.get(x.dtype)
+    if fused is None or fused.k is not k or (fused.forget_bias, fused.ln_epsilon) != (forget_bias, ln_epsilon):
+        fused = _fused[x.dtype] = FusedKernels(k, forget_bias, ln_epsilon)
+    return fused

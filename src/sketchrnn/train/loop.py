@@ -26,7 +26,7 @@ from ..data import SketchData, SketchSplit, load_dataset
 from ..data.sources import names_file, resolve
 from ..errors import TrainingError
 from ..hparams import HParams
-from ..model import SketchRNN, release_work_buffers
+from ..model import Loss, SketchRNN, WorkBuffers
 from . import checkpoint as ckpt
 from .optim import TFAdam, clip_gradients_, kl_weight, learning_rate, load_optimizer_tensors, optimizer_tensors
 
@@ -52,7 +52,6 @@ def evaluate(model: SketchRNN, split: SketchSplit, kl_weight_value: float, seed:
     """L_R (the reference's unmasked way and the masked way), L_KL and cost averaged over a split."""
     was_training = model.training
     model.eval()
-    release_work_buffers()  # evaluation needs none of the training steps' kept buffers
     bs = model.hps.batch_size
     drop_last = len(split) >= bs  # the reference drops the remainder; a tiny split keeps it
     gen = torch.Generator().manual_seed(seed)
@@ -130,13 +129,6 @@ def _progress(total: int, initial: int, enabled: bool):
 def progress_figures(cost: float, r_cost: float, kl_cost: float, sketches_per_second: float) -> str:
     """The figures after the progress bar (the schedules, lr and KL weight, are in metrics.jsonl)."""
     return f"cost {cost:.3f} r {r_cost:.3f} kl {kl_cost:.3f} {sketches_per_second:.0f} sk/s"
-
-
-def _note(bar, text: str) -> None:
-    if bar is not None:
-        bar.write(text)
-    else:
-        print(text, flush=True)
 
 
 class _GracefulInterrupt:
@@ -226,6 +218,183 @@ def _describe(hps: HParams, data_paths: Sequence[str], data: SketchData, seed: i
     }
 
 
+@dataclass
+class RunPlan:
+    """What a run trains on, settled before any data is read: from the arguments for a new run, from
+    run.json for a resumed one."""
+
+    hps: HParams
+    data_paths: list[str]
+    seed: int
+    max_seq_len: int | None  # set for the run, else the data's longest sketch
+    total_steps: int
+    description: dict[str, Any] | None  # the resumed run's run.json
+
+
+def plan_run(run_dir: Path, hps: HParams | None, data: Sequence[str | Path] | None, steps: int | None, seed: int,
+             resume: bool, max_seq_len: int | None) -> RunPlan:
+    """The `RunPlan` of a new or resumed run in `run_dir`; ValueError / FileExistsError when the settings
+    do not fit the directory."""
+    description = None
+    if resume:
+        description = run_to_resume(run_dir)
+        conflicts = resume_conflicts(description, hps, data, max_seq_len)
+        if conflicts:
+            raise ValueError(f"{run_dir}: the settings given differ from the run's ({'; '.join(conflicts.values())}); "
+                             "a resumed run keeps its own: leave them out, or start a new run in another directory")
+        hps = HParams.from_dict(description["hparams"])
+        data_paths = [str(p) for p in description["data"]]
+        seed = int(description["seed"])
+        max_seq_len = description["max_seq_len"] if description.get("explicit_max_seq_len") else None
+    else:
+        if ckpt.is_run_dir(run_dir) and ckpt.read_pointer(run_dir):
+            raise FileExistsError(f"{run_dir}: already holds a trained run; use --resume to continue it or --out for a new one")
+        hps = hps or HParams()
+        data_paths = [str(resolve(p)) for p in (data or hps.data_set or ["aaron_sheep"])]
+    total_steps = int(steps if steps is not None else hps.num_steps)
+    return RunPlan(hps, data_paths, seed, max_seq_len, total_steps, description)
+
+
+@dataclass
+class TrainingRun:
+    """One training run while it trains: the model and its optimizer, the data, the run directory and
+    its metrics log, the trainer state (step, best validation cost, random streams) and the work
+    buffers its steps reuse. `open` starts or resumes one; `step`, `validate_and_save` and
+    `save_last` are the loop's verbs."""
+
+    run_dir: Path
+    hps: HParams
+    seed: int
+    data: SketchData
+    model: SketchRNN
+    optimizer: TFAdam
+    state: ckpt.TrainerState
+    device: torch.device
+    log: MetricsLog
+    started: float  # time.monotonic() when this call began
+    work: WorkBuffers
+    bar: Any = None
+
+    @classmethod
+    def open(cls, run_dir: Path, plan: RunPlan, device: torch.device, init_from: str | Path | None,
+             started: float) -> TrainingRun:
+        """Read the data, then build a new run (writing run.json) or load the resumed one's last checkpoint."""
+        hps, description = plan.hps, plan.description
+        data = load_dataset(plan.data_paths, max_seq_len=plan.max_seq_len, random_scale_factor=hps.random_scale_factor,
+                            augment_stroke_prob=hps.augment_stroke_prob, seed=plan.seed)
+        # num_steps records the run's total, so that --resume without --steps goes on to it
+        hps = hps.replace(max_seq_len=data.max_seq_len, data_set=[Path(p).name for p in plan.data_paths],
+                          num_steps=plan.total_steps)
+        if description is not None:
+            if not math.isclose(data.scale_factor, description["scale_factor"], rel_tol=1e-6):
+                raise TrainingError(f"{run_dir}: the data changed since the run started (scale factor "
+                                    f"{data.scale_factor:g}, recorded {description['scale_factor']:g})")
+            model, state = ckpt.load_trainer_state(run_dir)
+            if description["hparams"].get("num_steps") != plan.total_steps:  # resumed with another --steps
+                ckpt.write_run(run_dir, {**description, "hparams": {**description["hparams"],
+                                                                    "num_steps": plan.total_steps}})
+        else:
+            torch.manual_seed(plan.seed)
+            if init_from is not None:  # built as a fresh model is (the same random draws), then given its values
+                from ..interop.tf_write import read_training_checkpoint
+
+                model, state = read_training_checkpoint(init_from, hps, data.scale_factor)
+            else:
+                model = SketchRNN(hps, scale_factor=data.scale_factor)
+                state = ckpt.TrainerState()
+            run_dir.mkdir(parents=True, exist_ok=True)  # once the model is built: its settings are sound
+            ckpt.write_run(run_dir, _describe(hps, plan.data_paths, data, plan.seed, plan.max_seq_len is not None))
+        model = model.to(device)
+        optimizer = TFAdam(model.parameters(), lr=hps.learning_rate)
+        if description is not None or init_from is not None:
+            load_optimizer_tensors(optimizer, model, state.optimizer, state.optimizer_step)
+            if state.torch_rng is not None:
+                torch.set_rng_state(state.torch_rng)
+            if state.cuda_rng is not None and device.type == "cuda":
+                torch.cuda.set_rng_state(state.cuda_rng, device)
+            for name, value in state.numpy_rng.items():
+                data.split(name).rng.set_state(ckpt.numpy_state_from_json(value))
+        return cls(run_dir, hps, plan.seed, data, model, optimizer, state, device, MetricsLog(run_dir), started,
+                   WorkBuffers())
+
+    def snapshot(self) -> ckpt.TrainerState:
+        """The trainer state as it is now (optimizer, random streams, time spent), for a checkpoint."""
+        state = self.state
+        state.optimizer, state.optimizer_step = optimizer_tensors(self.optimizer, self.model)
+        state.torch_rng = torch.get_rng_state()
+        state.cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        state.numpy_rng = {name: ckpt.numpy_state_to_json(self.data.split(name).rng.get_state())
+                           for name in ("train", "valid", "test")}
+        state.elapsed_seconds += time.monotonic() - self.started
+        self.started = time.monotonic()
+        return state
+
+    def step(self, max_nonfinite: int) -> tuple[Loss, float, float] | None:
+        """One optimizer step: (the loss, lr, KL weight), or None when a non-finite loss or gradient skipped it."""
+        hps, state, step = self.hps, self.state, self.state.step
+        lr, klw = learning_rate(hps, step), kl_weight(hps, step)
+        batch = self.data.train.random_batch(hps.batch_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        params = list(self.model.parameters())
+        with self.work.active():
+            loss = self.model.compute_loss(torch.from_numpy(batch.inputs).to(self.device), batch.lengths, klw)
+            finite = bool(torch.isfinite(loss.cost))
+            if finite:
+                loss.cost.backward()
+                finite = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
+        if not finite:
+            state.nonfinite_streak += 1
+            self.log.write("nonfinite", step, {"streak": state.nonfinite_streak})
+            self.note(f"step {step}: non-finite loss or gradient; update skipped ({state.nonfinite_streak} in a row)")
+            if state.nonfinite_streak >= max_nonfinite:
+                raise TrainingError(
+                    f"{state.nonfinite_streak} non-finite losses in a row at step {step}: stopping. "
+                    f"The last good checkpoint in {self.run_dir} is intact; try a lower learning_rate or grad_clip.")
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        state.nonfinite_streak = 0
+        clip_gradients_(params, hps.grad_clip)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        state.step += 1
+        return loss, lr, klw
+
+    def validate_and_save(self) -> None:
+        """Evaluate on the validation split; a new best is saved (and evaluated on test); then the last checkpoint."""
+        self.work.clear()  # evaluation needs none of the training steps' kept buffers
+        state, t0 = self.state, time.perf_counter()
+        valid = evaluate_run_split(self.model, self.data.valid, self.seed)
+        self.log.write("valid", state.step, {**valid.as_dict(), "seconds": time.perf_counter() - t0})
+        text = f"step {state.step}: valid cost {valid.cost:.4f} (L_R {valid.r_cost:.4f}, L_KL {valid.kl_cost:.4f})"
+        if state.best_valid_cost is None or valid.cost < state.best_valid_cost:
+            state.best_valid_cost, state.best_step = valid.cost, state.step
+            test = evaluate_run_split(self.model, self.data.test, self.seed) if len(self.data.test) else None
+            if test is not None:
+                self.log.write("test", state.step, test.as_dict())
+                text += f"; new best, test cost {test.cost:.4f}"
+            ckpt.save_checkpoint(self.run_dir, self.model, "best", state.step,
+                                 extra={"step": state.step, "valid": valid.as_dict(),
+                                        "test": test.as_dict() if test else None})
+        self.note(text)
+        self.save_last()
+
+    def save_last(self) -> None:
+        """The "last" checkpoint, written atomically."""
+        ckpt.save_checkpoint(self.run_dir, self.model, "last", self.state.step, self.snapshot())
+
+    def note(self, text: str) -> None:
+        """A line for the user, above the progress bar when there is one."""
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        self.work.clear()
+        self.log.close()
+
+
 def train(
     run_dir: str | Path,
     hps: HParams | None = None,
@@ -254,87 +423,26 @@ def train(
     device = resolve_device(device)
     run_dir = Path(run_dir)
     start_time = time.monotonic()
-    if resume:
-        description = run_to_resume(run_dir)
-        conflicts = resume_conflicts(description, hps, data, max_seq_len)
-        if conflicts:
-            raise ValueError(f"{run_dir}: the settings given differ from the run's ({'; '.join(conflicts.values())}); "
-                             "a resumed run keeps its own: leave them out, or start a new run in another directory")
-        hps = HParams.from_dict(description["hparams"])
-        data_paths = description["data"]
-        seed = int(description["seed"])
-        max_seq_len = description["max_seq_len"] if description.get("explicit_max_seq_len") else None
-    else:
-        if ckpt.is_run_dir(run_dir) and ckpt.read_pointer(run_dir):
-            raise FileExistsError(f"{run_dir}: already holds a trained run; use --resume to continue it or --out for a new one")
-        hps = hps or HParams()
-        data_paths = [str(resolve(p)) for p in (data or hps.data_set or ["aaron_sheep"])]
-    total_steps = int(steps if steps is not None else hps.num_steps)
+    plan = plan_run(run_dir, hps, data, steps, seed, resume, max_seq_len)
+    total_steps = plan.total_steps
     if resume:  # a finished run answers at once, before any data is read
         reached = ckpt.read_trainer_info(run_dir)
         if reached["step"] >= total_steps:
             return TrainSummary(run_dir, reached["step"], reached.get("best_valid_cost"), "done", [], total_steps)
-
-    dataset = load_dataset(data_paths, max_seq_len=max_seq_len, random_scale_factor=hps.random_scale_factor,
-                           augment_stroke_prob=hps.augment_stroke_prob, seed=seed)
-    # num_steps records the run's total, so that --resume without --steps goes on to it
-    hps = hps.replace(max_seq_len=dataset.max_seq_len, data_set=[Path(p).name for p in data_paths],
-                      num_steps=total_steps)
-    if resume:
-        if not math.isclose(dataset.scale_factor, description["scale_factor"], rel_tol=1e-6):
-            raise TrainingError(f"{run_dir}: the data changed since the run started (scale factor "
-                                f"{dataset.scale_factor:g}, recorded {description['scale_factor']:g})")
-        model, state = ckpt.load_trainer_state(run_dir)
-        if description["hparams"].get("num_steps") != total_steps:  # resumed with another --steps
-            ckpt.write_run(run_dir, {**description, "hparams": {**description["hparams"], "num_steps": total_steps}})
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_run(run_dir, _describe(hps, data_paths, dataset, seed, max_seq_len is not None))
-        torch.manual_seed(seed)
-        if init_from is not None:  # built as a fresh model is (the same random draws), then given its values
-            from ..interop.tf_write import read_training_checkpoint
-
-            model, state = read_training_checkpoint(init_from, hps, dataset.scale_factor)
-        else:
-            model = SketchRNN(hps, scale_factor=dataset.scale_factor)
-            state = ckpt.TrainerState()
-    model = model.to(device)
-    optimizer = TFAdam(model.parameters(), lr=hps.learning_rate)
-    if resume or init_from is not None:
-        load_optimizer_tensors(optimizer, model, state.optimizer, state.optimizer_step)
-        if state.torch_rng is not None:
-            torch.set_rng_state(state.torch_rng)
-        if state.cuda_rng is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(state.cuda_rng, device)
-        for name, value in state.numpy_rng.items():
-            dataset.split(name).rng.set_state(ckpt.numpy_state_from_json(value))
-
-    log = MetricsLog(run_dir)
-    bar = _progress(total_steps, state.step, progress)
-    model.train()
-    params = list(model.parameters())
+    run = TrainingRun.open(run_dir, plan, device, init_from, start_time)
+    state, batch_size = run.state, run.hps.batch_size
+    run.bar = bar = _progress(total_steps, state.step, progress)
+    run.model.train()
     train_costs: list[float] = []
     last_saved = state.step if resume else -1
     stopped = "steps"
-    elapsed_before = state.elapsed_seconds
-
-    def snapshot() -> ckpt.TrainerState:
-        tensors, opt_step = optimizer_tensors(optimizer, model)
-        state.optimizer, state.optimizer_step = tensors, opt_step
-        state.torch_rng = torch.get_rng_state()
-        state.cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-        state.numpy_rng = {name: ckpt.numpy_state_to_json(dataset.split(name).rng.get_state())
-                           for name in ("train", "valid", "test")}
-        state.elapsed_seconds = elapsed_before + time.monotonic() - start_time
-        return state
-
     if init_from is not None and not resume:  # the run's first checkpoint: the imported model and optimizer
-        ckpt.save_checkpoint(run_dir, model, "last", state.step, snapshot())
+        run.save_last()
         last_saved = state.step
     first_step = state.step
     if bar is not None and state.step < total_steps:
-        _note(bar, f"{run_dir}: steps {state.step} to {total_steps} on {len(dataset.train):,d} sketches "
-                   "(the first one also sets up kernels and buffers)")
+        run.note(f"{run_dir}: steps {state.step} to {total_steps} on {len(run.data.train):,d} sketches "
+                 "(the first one also sets up kernels and buffers)")
     interrupt = _GracefulInterrupt()
     try:
         while state.step < total_steps:
@@ -343,35 +451,13 @@ def train(
                 break
             if interrupt.requested:
                 stopped = "interrupted"
-                _note(bar, f"interrupted at step {state.step}: saving a checkpoint (Ctrl-C again to quit at once)")
+                run.note(f"interrupted at step {state.step}: saving a checkpoint (Ctrl-C again to quit at once)")
                 break
             t0 = time.perf_counter()
-            step = state.step
-            lr, klw = learning_rate(hps, step), kl_weight(hps, step)
-            batch = dataset.train.random_batch(hps.batch_size)
-            optimizer.zero_grad(set_to_none=True)
-            loss = model.compute_loss(torch.from_numpy(batch.inputs).to(device), batch.lengths, klw)
-            finite = bool(torch.isfinite(loss.cost))
-            if finite:
-                loss.cost.backward()
-                finite = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
-            if not finite:
-                state.nonfinite_streak += 1
-                log.write("nonfinite", step, {"streak": state.nonfinite_streak})
-                _note(bar, f"step {step}: non-finite loss or gradient; update skipped "
-                           f"({state.nonfinite_streak} in a row)")
-                if state.nonfinite_streak >= max_nonfinite:
-                    raise TrainingError(
-                        f"{state.nonfinite_streak} non-finite losses in a row at step {step}: stopping. "
-                        f"The last good checkpoint in {run_dir} is intact; try a lower learning_rate or grad_clip.")
-                optimizer.zero_grad(set_to_none=True)
+            done = run.step(max_nonfinite)
+            if done is None:
                 continue
-            state.nonfinite_streak = 0
-            clip_gradients_(params, hps.grad_clip)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.step()
-            state.step += 1
+            loss, lr, klw = done
             cost = loss.cost.item()
             train_costs.append(cost)
             seconds = time.perf_counter() - t0
@@ -379,15 +465,15 @@ def train(
                 if state.step == first_step + 1:
                     bar.unpause()  # the first step's set-up would make the first time estimate far too long
                 bar.set_postfix_str(progress_figures(cost, loss.r_cost.item(), loss.kl_cost.item(),
-                                                     hps.batch_size / seconds), refresh=False)
+                                                     batch_size / seconds), refresh=False)
                 bar.update(1)
             if state.step % log_every == 0 or state.step == 1:
-                log.write("train", state.step, {"cost": cost, "r_cost": loss.r_cost.item(),
-                                                "kl_cost": loss.kl_cost.item(), "lr": lr, "kl_weight": klw,
-                                                "sketches_per_second": hps.batch_size / seconds,
-                                                "seconds_per_step": seconds})
-            if state.step % hps.save_every == 0:
-                _validate_and_save(run_dir, model, dataset, hps, seed, state, snapshot, log, bar)
+                run.log.write("train", state.step, {"cost": cost, "r_cost": loss.r_cost.item(),
+                                                    "kl_cost": loss.kl_cost.item(), "lr": lr, "kl_weight": klw,
+                                                    "sketches_per_second": batch_size / seconds,
+                                                    "seconds_per_step": seconds})
+            if state.step % run.hps.save_every == 0:
+                run.validate_and_save()
                 last_saved = state.step
                 if bar is not None:
                     bar.unpause()  # nor should validation count as training time in the estimate
@@ -396,24 +482,6 @@ def train(
         if bar is not None:
             bar.close()
     if state.step != last_saved:
-        ckpt.save_checkpoint(run_dir, model, "last", state.step, snapshot())
-    log.close()
+        run.save_last()
+    run.close()
     return TrainSummary(run_dir, state.step, state.best_valid_cost, stopped, train_costs, total_steps)
-
-
-def _validate_and_save(run_dir, model, dataset, hps, seed, state, snapshot, log, bar) -> None:
-    t0 = time.perf_counter()
-    valid = evaluate_run_split(model, dataset.valid, seed)
-    log.write("valid", state.step, {**valid.as_dict(), "seconds": time.perf_counter() - t0})
-    text = f"step {state.step}: valid cost {valid.cost:.4f} (L_R {valid.r_cost:.4f}, L_KL {valid.kl_cost:.4f})"
-    if state.best_valid_cost is None or valid.cost < state.best_valid_cost:
-        state.best_valid_cost, state.best_step = valid.cost, state.step
-        test = evaluate_run_split(model, dataset.test, seed) if len(dataset.test) else None
-        if test is not None:
-            log.write("test", state.step, test.as_dict())
-            text += f"; new best, test cost {test.cost:.4f}"
-        ckpt.save_checkpoint(run_dir, model, "best", state.step,
-                             extra={"step": state.step, "valid": valid.as_dict(),
-                                    "test": test.as_dict() if test else None})
-    _note(bar, text)
-    ckpt.save_checkpoint(run_dir, model, "last", state.step, snapshot())
