@@ -1,5 +1,5 @@
 """The packed dataset format (sketchrnn.data.packed): round trip, refusals, training splits read
-from the file (same batches and augmentation as SketchDataset, class balance), corrupt files, and
+from the file (same batches and augmentation as MemorySplit, class balance), corrupt files, and
 5 million sketches served with bounded resident memory."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 
 from conftest import DATA
 from sketchrnn import HParams, SketchRNN
-from sketchrnn.data.dataset import SketchDataset, dataset_from_splits, describe_dataset, load_dataset, read_splits
+from sketchrnn.data import MemorySplit, dataset_from_splits, describe_dataset, load_dataset, read_splits
 from sketchrnn.data.npz import DataFileError, load_npz
 from sketchrnn.data.packed import (
     FORMAT_NAME,
@@ -178,9 +178,9 @@ def test_packed_splits_match_sketch_dataset(tmp_path):
         assert p.scale_factor == packed.scale_factor
     assert packed.train.balance_classes and not packed.valid.balance_classes
 
-    # eval batches: consecutive in length order, exactly SketchDataset's sketches at the same factor
+    # eval batches: consecutive in length order, exactly MemorySplit's sketches at the same factor
     f = packed.scale_factor
-    valid_ref = SketchDataset(splits["valid"], packed.max_seq_len, f)
+    valid_ref = MemorySplit(splits["valid"], packed.max_seq_len, f)
     assert [b.inputs.shape for b in packed.valid.batches(16)] == [(16, packed.max_seq_len + 1, 5)] * 3
     assert packed.valid.num_batches(16, drop_last=False) == 4
     for got, want in zip(packed.valid.batches(16, drop_last=False), valid_ref.batches(16, drop_last=False)):
@@ -190,7 +190,7 @@ def test_packed_splits_match_sketch_dataset(tmp_path):
     assert largest * f == pytest.approx(1000)  # the 3000 was clamped
 
     # training augmentation: the same draws from the same generator state give the same batch
-    train_ref = SketchDataset(splits["train"], packed.max_seq_len, f, 0.15, 0.3, seed=99)
+    train_ref = MemorySplit(splits["train"], packed.max_seq_len, f, 0.15, 0.3, seed=99)
     packed.train.rng = np.random.RandomState(99)
     idx = [0, 5, 17, 299, 150]
     # map packed positions to the reference's (ties in length are ordered differently)

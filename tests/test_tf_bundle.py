@@ -101,10 +101,19 @@ def test_sketchrnn_load_reads_a_magenta_checkpoint_folder(name: str, tmp_path) -
         sketchrnn.load(moved)  # its data is not beside it any more
 
 
-def test_crc32c_of_long_inputs_equals_the_byte_by_byte_value() -> None:
-    from sketchrnn.interop.tf_bundle import _crc_register
+def bitwise_crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) one bit at a time: the definition."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
 
+
+def test_crc32c_of_long_inputs_equals_the_bit_by_bit_value() -> None:
+    assert bitwise_crc32c(b"123456789") == 0xE3069283  # the standard check value
     rng = np.random.default_rng(0)
     for n in (4095, 4096, 4097, 100_000, (1 << 20) + 13):  # the chunked path, both chunk lengths, odd tails
         data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-        assert crc32c(data) == _crc_register(0xFFFFFFFF, data) ^ 0xFFFFFFFF
+        assert crc32c(data) == bitwise_crc32c(data)

@@ -119,7 +119,7 @@ def _load(model: str, which: str = "best", scale_factor: float | None = None):
 
 def _run_sketches(model_path: str, split: str, file: str | None) -> list[np.ndarray]:
     """Sketches (stroke-3, data units) from a .npz file or from the data of a training run."""
-    from .data.dataset import read_splits
+    from .data.load import read_splits
     from .data.npz import load_npz
     from .data.packed import is_packed
     from .train.checkpoint import is_run_dir, read_run
@@ -138,7 +138,7 @@ def _run_sketches(model_path: str, split: str, file: str | None) -> list[np.ndar
 
 
 def _pick(sketches: list[np.ndarray], n: int, seed: int) -> list[np.ndarray]:
-    from .data.dataset import random_subset
+    from .data.load import random_subset
 
     return [np.asarray(sketches[i], dtype=np.float64) for i in random_subset(len(sketches), n, seed)]
 
@@ -267,7 +267,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def _read_partial_sketch(path: str, index: int) -> np.ndarray:
     """Sketch number `index` of a file, stroke-3: a dataset .npz, an .ndjson drawing, an .svg, or JSON rows."""
     from .data import DataFileError, drawing_to_stroke3, is_raw_drawing, read_ndjson, read_svg, simplify_raw
-    from .data.dataset import read_splits
+    from .data.load import read_splits
     from .data.npz import load_npz
     from .data.packed import is_packed
 
@@ -494,7 +494,7 @@ def _histogram_lines(histogram: list[int], bins: int = 10, width: int = 40) -> l
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
-    from .data.dataset import describe_dataset
+    from .data.load import describe_dataset
 
     info = describe_dataset(args.file)
     if args.json:
@@ -521,7 +521,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def cmd_data_show(args: argparse.Namespace) -> int:
-    from .data.dataset import pick_sketches
+    from .data.load import pick_sketches
     from .render import grid_from_list, save_grid_png, save_grid_svg
 
     picked = pick_sketches(args.file, args.split, args.n, args.seed, args.category)

@@ -14,17 +14,18 @@ has a point), and the last point of every sketch lifts the pen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import cpu
-from .data.strokes import pad_batch
-from .model import SketchRNN
+from .data.strokes import STROKE_DIM, pad_batch
 from .model.mixture import split_output
-from .model.vae import STROKE_DIM
+
+if TYPE_CHECKING:  # the model calls this module for its sampling methods: no import back at run time
+    from .model import SketchRNN
 
 
 def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator | None:

@@ -13,18 +13,10 @@ from .convert import (
     read_ndjson,
     simplify_raw,
 )
-from .dataset import (
-    Batch,
-    SketchData,
-    SketchDataset,
-    SketchSplit,
-    dataset_from_splits,
-    describe_dataset,
-    load_dataset,
-    pick_sketches,
-    read_splits,
-)
-from .npz import DataFileError, load_npz, save_npz
+from .dataset import Batch, MemorySplit, SketchData, SketchDataset, SketchSplit, dataset_from_splits
+from .load import describe_dataset, load_dataset, pick_sketches, read_splits
+from .errors import DataFileError
+from .npz import load_npz, save_npz
 from .packed import (
     PackedArrays,
     PackedFile,
@@ -53,7 +45,7 @@ from .strokes import (
 from .svg import read_svg
 
 __all__ = [
-    "Batch", "ConvertReport", "Converted", "DataFileError", "END_TOKEN", "PackedArrays", "PackedFile", "PackedSplit",
+    "Batch", "ConvertReport", "MemorySplit", "Converted", "DataFileError", "END_TOKEN", "PackedArrays", "PackedFile", "PackedSplit",
     "PackedWriter", "Problem", "ProblemLog", "START_TOKEN", "SketchData", "SketchDataset", "SketchSplit",
     "augment_strokes", "build_splits", "convert_files", "dataset_from_splits", "describe_dataset", "describe_packed",
     "download", "drawing_to_stroke3", "get_bounds", "is_packed", "is_raw_drawing", "iter_ndjson", "lines_to_strokes",

@@ -29,8 +29,11 @@ from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
-from .dataset import DRAWING_SUFFIXES, SPLITS
-from .npz import DataFileError, cannot_open, save_npz
+from .dataset import SPLITS
+from .errors import DataFileError, cannot_open, first_line
+from .npz import save_npz
+
+DRAWING_SUFFIXES = (".ndjson", ".svg")  # files of drawings to convert, as opposed to dataset files
 
 __all__ = [
     "ConvertReport",
@@ -205,7 +208,7 @@ def _records(fh: Any, name: str, errors: str, problems: ProblemLog | None) -> It
             try:
                 record = json.loads(raw)
             except (ValueError, RecursionError) as exc:
-                found = BAD_JSON, f"bad JSON ({_short(exc)})"
+                found = BAD_JSON, f"bad JSON ({first_line(exc) or type(exc).__name__})"
             if found is None:
                 if not isinstance(record, dict):
                     found = NOT_A_RECORD, f"not a JSON object but {type(record).__name__}"
@@ -240,11 +243,6 @@ def _lines(fh: Any, name: str) -> Iterator[tuple[int, bytes]]:
 def read_ndjson(path: PathLike, errors: str = "raise", problems: ProblemLog | None = None) -> list[dict]:
     """All valid records of a Quick, Draw! ``.ndjson`` file (see :func:`iter_ndjson` for `errors`)."""
     return list(iter_ndjson(path, errors, problems))
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 # ---------------------------------------------------------------------------

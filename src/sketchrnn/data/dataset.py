@@ -6,8 +6,9 @@ std of every training dx and dy; training batches are drawn at random and augmen
 batches are consecutive over the length-sorted split. All randomness comes from one
 ``numpy.random.RandomState`` per split, so a seed reproduces the reference's own draws.
 
-`SketchSplit` is what training needs from a split; `SketchDataset` holds official files in memory,
-`sketchrnn.data.packed.PackedSplit` serves packed files from disk (`load_dataset` picks by format).
+`SketchSplit` is what training needs from a split; `MemorySplit` holds a split in memory (official
+files, converted drawings), `sketchrnn.data.packed.PackedSplit` serves packed files from disk;
+`SketchData` is a dataset, its three splits. Which one a file gives is decided in `load.py`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .npz import DataFileError, load_npz
-from .sources import resolve
+from .errors import DataFileError
 from .strokes import augment_strokes, pad_batch, random_scale
 
 SPLITS = ("train", "valid", "test")
@@ -108,7 +108,7 @@ class SketchSplit:
             yield self.get_batch(idx, batch_size)
 
 
-class SketchDataset(SketchSplit):
+class MemorySplit(SketchSplit):
     """One split held in memory: normalised float32 stroke-3 sketches sorted by length."""
 
     def __init__(
@@ -156,6 +156,9 @@ class SketchDataset(SketchSplit):
         return self.rng.permutation(len(self))[:batch_size]
 
 
+SketchDataset = MemorySplit  # the name of earlier releases, kept for code that uses it
+
+
 @dataclass
 class SketchData:
     """The three splits of one or several files, normalised by one shared scale factor."""
@@ -199,111 +202,6 @@ def shared_scale_splits(make: Callable[[str, float, int | None], SketchSplit], m
     return SketchData(train, make("valid", scale, seeds[1]), make("test", scale, seeds[2]), int(max_seq_len), scale)
 
 
-DRAWING_SUFFIXES = (".ndjson", ".svg")  # files of drawings to convert, as opposed to dataset files
-
-
-def is_drawing_source(path: Path) -> bool:
-    """Whether `path` holds drawings to convert (.ndjson, .svg, or a directory of them), not a dataset file."""
-    return path.is_dir() or path.suffix.lower() in DRAWING_SUFFIXES
-
-
-def read_splits(paths: Sequence[str | Path]) -> dict[str, list[np.ndarray]]:
-    """Load several files (paths, the bundled name, or official names) and concatenate each split.
-
-    Packed files give int16 views into their memory maps, in file order. Quick, Draw! ndjson and
-    SVG files (or directories of them) are converted in memory as `sketchrnn data convert` would,
-    with its default 90/5/5 split per category.
-    """
-    from .packed import is_packed, open_packed
-
-    merged: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
-    for path in map(resolve, paths):
-        packed = open_packed(path) if is_packed(path) else None
-        if packed is not None:
-            data = packed.splits
-        elif is_drawing_source(path):
-            from .convert import build_splits
-
-            data = build_splits([path]).splits  # ndjson or SVG: converted in memory, default splits
-        else:
-            data = load_npz(path)
-        require_splits(path, data)
-        for name in SPLITS:
-            merged[name].extend(data[name])
-        if packed is not None:
-            packed.close()  # the views keep their maps
-    return merged
-
-
-def load_dataset(
-    paths: str | Path | Sequence[str | Path],
-    max_seq_len: int | None = None,
-    random_scale_factor: float = 0.15,
-    augment_stroke_prob: float = 0.10,
-    seed: int | None = None,
-    balance_classes: bool | None = None,
-) -> SketchData:
-    """Build train/valid/test from files as the reference does; `max_seq_len` drops longer sketches.
-
-    `paths` are .npz files, "aaron_sheep" (bundled) or official Quick, Draw! names (downloaded once),
-    or packed files (all of them packed: the two kinds do not mix). Packed files are read from
-    memory maps (`sketchrnn.data.packed.PackedSplit`); official ones are loaded into memory.
-
-    Without `max_seq_len`, N_max is the longest sketch over all splits of all files. Augmentation
-    applies to the training split only. `seed` seeds the three splits' generators (seed, seed+1, seed+2).
-    `balance_classes` (packed files only) draws training batches class-balanced; by default it is on
-    when the training split has more than one class.
-    """
-    from .packed import is_packed, load_packed_dataset
-
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    resolved = [resolve(p) for p in paths]
-    packed = [p for p in resolved if is_packed(p)]
-    if packed:
-        official = [p for p in resolved if p not in packed]
-        if official:
-            raise DataFileError(f"{official[0]}: an official .npz cannot be mixed with packed files "
-                                f"({packed[0]}); convert it to the packed format too")
-        return load_packed_dataset(packed, max_seq_len, random_scale_factor, augment_stroke_prob, seed, balance_classes)
-    if balance_classes:
-        raise ValueError("balance_classes needs packed files (official .npz files carry no class ids)")
-    raw = read_splits(resolved)
-    return dataset_from_splits(raw, max_seq_len, random_scale_factor, augment_stroke_prob, seed)
-
-
-def describe_dataset(path: str | Path) -> dict:
-    """What `data info` shows about one file, packed or official.
-
-    Keys: path, format ("sketchrnn-packed" or "npz"), version, classes, splits (per split: count,
-    points, class_counts, length_histogram indexed by number of points), max_seq_len (N_max over
-    all splits) and scale_factor (what `load_dataset` of this file alone would use; None without
-    training sketches).
-    """
-    from .packed import describe_packed, is_packed
-
-    path = resolve(path)
-    if is_packed(path):
-        return describe_packed(path)
-    data = load_npz(path)
-    name = path.stem
-    n_max = max((len(s) for sketches in data.values() for s in sketches), default=0)
-    splits = {}
-    for split, sketches in data.items():
-        lengths = np.array([len(s) for s in sketches], dtype=np.int64)
-        splits[split] = {
-            "count": len(sketches),
-            "points": int(lengths.sum()),
-            "class_counts": {name: len(sketches)},
-            "length_histogram": np.bincount(lengths).tolist() if len(lengths) else [],
-        }
-    scale = None
-    if data.get("train"):
-        scale = float(np.float32(SketchDataset(data["train"], n_max).normalizing_scale_factor()))
-    return {"path": str(path), "format": "npz", "version": None, "classes": [name], "splits": splits,
-            "max_seq_len": n_max, "scale_factor": scale}
-
-
 def dataset_from_splits(
     raw: dict[str, list[np.ndarray]],
     max_seq_len: int | None = None,
@@ -317,45 +215,10 @@ def dataset_from_splits(
     if max_seq_len is None:
         max_seq_len = max(len(s) for name in SPLITS for s in raw.get(name, []))
 
-    def make(name: str, scale: float, split_seed: int | None) -> SketchDataset:
+    def make(name: str, scale: float, split_seed: int | None) -> MemorySplit:
         augment = (random_scale_factor, augment_stroke_prob) if name == "train" else (0.0, 0.0)
-        return SketchDataset(raw.get(name, []), max_seq_len, scale, *augment, split_seed)
+        return MemorySplit(raw.get(name, []), max_seq_len, scale, *augment, split_seed)
 
     return shared_scale_splits(make, max_seq_len, seed)
 
 
-def random_subset(total: int, n: int, seed: int) -> np.ndarray:
-    """`n` distinct positions out of `total` (all of them if fewer), drawn from `seed`, in increasing order."""
-    return np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
-
-
-def pick_sketches(path: str | Path, split: str = "train", n: int = 16, seed: int = 0,
-                  category: str | None = None) -> list[tuple[np.ndarray, str]]:
-    """`n` random sketches (stroke-3, data units) of one split of a dataset file, each with its class name.
-
-    Reads only the chosen sketches of a packed file; `category` keeps one class.
-    """
-    from .packed import is_packed, open_packed
-
-    path = resolve(path)
-    if is_packed(path):
-        with open_packed(path) as packed:
-            if split not in packed:
-                raise DataFileError(f"{path}: has no {split!r} split")
-            arrays, names = packed[split], packed.class_names
-            classes = np.asarray(arrays.classes)
-            candidates = np.arange(len(arrays))
-            if category is not None:
-                if category not in names:
-                    raise ValueError(f"{path}: no class {category!r} (classes: {', '.join(names[:20])}"
-                                     f"{', ...' if len(names) > 20 else ''})")
-                candidates = np.flatnonzero(classes == names.index(category))
-            chosen = candidates[random_subset(len(candidates), n, seed)]
-            return [(arrays.read(int(i)), names[int(classes[i])]) for i in chosen]
-    sketches = read_splits([path])[split] if is_drawing_source(path) else load_npz(path).get(split)
-    if sketches is None:
-        raise DataFileError(f"{path}: has no {split!r} split")
-    name = path.stem
-    if category is not None and category != name:
-        raise ValueError(f"{path}: an official file holds one class ({name!r}), not {category!r}")
-    return [(np.asarray(sketches[i]), name) for i in random_subset(len(sketches), n, seed)]

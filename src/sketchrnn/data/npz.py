@@ -29,17 +29,11 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..atomic import atomic_write
+from .errors import DataFileError, not_a_zip, one_line, reason
 
 __all__ = ["DataFileError", "load_npz", "save_npz"]
 
 PathLike = Union[str, os.PathLike]
-
-
-class DataFileError(ValueError):
-    """A data file is missing, unreadable, unsafe, or not stroke-3 sketches.
-
-    The message is a single line that starts with the file path.
-    """
 
 
 # ---------------------------------------------------------------------------
@@ -167,16 +161,6 @@ class _SafeUnpickler(pickle.Unpickler):
 # Reading
 
 
-def _one_line(text: str) -> str:
-    """Collapse whitespace (including newlines) so a message stays on one line."""
-    return " ".join(str(text).split()) or "unknown error"
-
-
-def _reason(exc: BaseException) -> str:
-    detail = _one_line(str(exc))
-    return f"{type(exc).__name__}: {detail}" if detail != "unknown error" else type(exc).__name__
-
-
 def _read_npy_header(fp: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
     """Read the ``.npy`` magic and header; return (shape, fortran_order, dtype)."""
     version = npy_format.read_magic(fp)
@@ -208,7 +192,7 @@ def _read_member(data: bytes, path: str, member: str) -> np.ndarray:
     try:
         shape, _fortran, dtype = _read_npy_header(fp)
     except Exception as exc:
-        raise DataFileError(f"{path}: {member} has a bad .npy header ({_reason(exc)})") from exc
+        raise DataFileError(f"{path}: {member} has a bad .npy header ({reason(exc)})") from exc
 
     if not dtype.hasobject:
         fp.seek(0)
@@ -216,7 +200,7 @@ def _read_member(data: bytes, path: str, member: str) -> np.ndarray:
             return npy_format.read_array(fp, allow_pickle=False)
         except Exception as exc:
             raise DataFileError(
-                f"{path}: could not read {member} ({_reason(exc)})"
+                f"{path}: could not read {member} ({reason(exc)})"
             ) from exc
 
     try:
@@ -225,11 +209,11 @@ def _read_member(data: bytes, path: str, member: str) -> np.ndarray:
         raise
     except _Refusal as exc:
         raise DataFileError(
-            f"{path}: refusing to load: the pickle in {member} {_one_line(str(exc))}"
+            f"{path}: refusing to load: the pickle in {member} {one_line(str(exc))}"
         ) from None
     except Exception as exc:
         raise DataFileError(
-            f"{path}: could not unpickle {member} ({_reason(exc)})"
+            f"{path}: could not unpickle {member} ({reason(exc)})"
         ) from exc
     if not isinstance(result, np.ndarray):
         raise DataFileError(
@@ -288,29 +272,6 @@ def _to_sketches(array: np.ndarray, path: str, split: str) -> list[np.ndarray]:
     )
 
 
-def cannot_open(name: str, exc: OSError, what: str) -> DataFileError:
-    """The one-line error for a file `name` that could not be opened as `what` (e.g. "an SVG file")."""
-    if isinstance(exc, FileNotFoundError):
-        return DataFileError(f"{name}: no such file")
-    if isinstance(exc, IsADirectoryError):
-        return DataFileError(f"{name}: is a directory, not {what}")
-    return DataFileError(f"{name}: cannot read ({exc.strerror or exc})")
-
-
-def _describe_unreadable(path: str) -> str:
-    """Say why ``zipfile`` could not open ``path``, from its first bytes."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-    except OSError:
-        head = b""
-    if head.startswith(b"\x93NUMPY"):
-        return f"{path}: is a bare .npy file, not a .npz archive"
-    if head.startswith(b"PK"):
-        return f"{path}: not a valid .npz file (truncated or corrupt zip)"
-    return f"{path}: not a valid .npz file (not a zip archive)"
-
-
 def load_npz(path: PathLike) -> dict[str, list[np.ndarray]]:
     """Load a sketch-rnn ``.npz`` dataset without running code from it.
 
@@ -333,12 +294,12 @@ def load_npz(path: PathLike) -> dict[str, list[np.ndarray]]:
     try:
         archive = zipfile.ZipFile(spath, "r")
     except zipfile.BadZipFile as exc:
-        raise DataFileError(_describe_unreadable(spath)) from exc
+        raise not_a_zip(spath) from exc
     except OSError as exc:
-        raise DataFileError(f"{spath}: cannot open ({_reason(exc)})") from exc
+        raise DataFileError(f"{spath}: cannot open ({reason(exc)})") from exc
     except Exception as exc:
         raise DataFileError(
-            f"{spath}: not a valid .npz file ({_reason(exc)})"
+            f"{spath}: not a valid .npz file ({reason(exc)})"
         ) from exc
 
     splits: dict[str, list[np.ndarray]] = {}
@@ -356,7 +317,7 @@ def load_npz(path: PathLike) -> dict[str, list[np.ndarray]]:
             except Exception as exc:
                 raise DataFileError(
                     f"{spath}: could not read {member} from the archive "
-                    f"(truncated or corrupt zip: {_reason(exc)})"
+                    f"(truncated or corrupt zip: {reason(exc)})"
                 ) from exc
             array = _read_member(data, spath, member)
             splits[split] = _to_sketches(array, spath, split)

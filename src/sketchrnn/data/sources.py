@@ -40,7 +40,8 @@ from pathlib import Path
 
 from ..cache import cache_dir
 from ..transfer import Checks, fetch, http_failure
-from .npz import DataFileError, load_npz
+from .errors import DataFileError
+from .npz import load_npz
 
 __all__ = [
     "BUNDLED", "KINDS", "QUICKDRAW_URL", "bundled_path", "cache_dir", "cached_file", "category_url",

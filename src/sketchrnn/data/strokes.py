@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+STROKE_DIM = 5  # a stroke-5 row: dx, dy, p1, p2, p3
 START_TOKEN = np.array([0, 0, 1, 0, 0], dtype=np.float32)
 END_TOKEN = np.array([0, 0, 0, 0, 1], dtype=np.float32)
 

@@ -15,7 +15,7 @@ from xml.etree.ElementTree import ParseError
 
 import numpy as np
 
-from .npz import DataFileError, cannot_open
+from .errors import DataFileError, cannot_open, first_line
 
 __all__ = ["read_svg"]
 
@@ -49,7 +49,7 @@ def read_svg(path: PathLike, *, tolerance: float = DEFAULT_TOLERANCE) -> list[li
     except ParseError as exc:
         raise DataFileError(f"{name}: malformed XML ({exc})") from None
     except Exception as exc:  # the library's own errors on bad attribute or path data
-        detail = _short(exc) or "a shape's data, such as a path's d attribute, could not be parsed"
+        detail = first_line(exc) or "a shape's data, such as a path's d attribute, could not be parsed"
         raise DataFileError(f"{name}: malformed SVG content ({detail})") from None
     if not isinstance(doc, se.SVG):
         raise DataFileError(f"{name}: not an SVG document (the root element is not <svg>)")
@@ -57,7 +57,7 @@ def read_svg(path: PathLike, *, tolerance: float = DEFAULT_TOLERANCE) -> list[li
     try:
         strokes = _strokes(doc, tolerance)
     except Exception as exc:  # geometry the library cannot handle
-        raise DataFileError(f"{name}: malformed SVG content ({_short(exc) or type(exc).__name__})") from None
+        raise DataFileError(f"{name}: malformed SVG content ({first_line(exc) or type(exc).__name__})") from None
     if strokes is None:
         raise DataFileError(f"{name}: no drawable paths (path, polyline, polygon, line, rect, circle or ellipse)")
     if not strokes:
@@ -88,12 +88,6 @@ def _strokes(doc: Any, tolerance: float) -> list[np.ndarray] | None:
     for p in paths:
         strokes.extend(_path_strokes(p, tol))
     return strokes
-
-
-def _short(exc: BaseException) -> str:
-    """The first line of an exception's message, at most 120 characters ('' when it has none)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _inverse_viewbox(doc: Any) -> np.ndarray | None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..data.strokes import STROKE_DIM
 from ..hparams import HParams
 from .cells import State, glorot_uniform_, make_cell
 from .mixture import (
@@ -27,7 +28,6 @@ from .mixture import (
 )
 from .recurrence import Projection, dropout_masks, last_outputs, projection, reverse_padded, run_cell, run_cells_side_by_side
 
-STROKE_DIM = 5
 
 
 @dataclass

@@ -21,7 +21,7 @@ from ..atomic import atomic_write
 from ._common import (
     Layout, PathLike, as_given, as_labels, as_layout, as_strokes, fit_lines, fmt, lines_of, pair, positive,
 )
-from .raster import _check_mode, _finish, _pil, default_margin, render_png, save_image
+from .raster import check_mode, default_margin, in_mode, pillow, render_png, save_image
 from .svg import sketch_paths, svg_document, svg_text
 
 if TYPE_CHECKING:
@@ -139,8 +139,8 @@ def grid_png(sketches: Sketches, cell_size: Union[int, tuple[int, int]] = 128, s
     With `given`, every cell is drawn with that `given` (its first `given` points black, the rest
     ``ACCENT``) and the grid is RGB; `mode` None means L, or RGB with `given`, as in ``render_png``.
     """
-    Image, ImageDraw = _pil()
-    _check_mode(mode)
+    Image, ImageDraw = pillow()
+    check_mode(mode)
     layout = as_layout(sketches)
     given = as_given(given)
     cw, ch = pair(cell_size, "cell_size", integer=True)
@@ -177,7 +177,7 @@ def grid_png(sketches: Sketches, cell_size: Union[int, tuple[int, int]] = 128, s
         put(text, left - font_size / 2, top + (r + 0.5) * ch, True)
     for c, text in enumerate(cols or []):
         put(text, left + (c + 0.5) * cw, top / 2, False)
-    return _finish(img, mode)
+    return in_mode(img, mode)
 
 
 def save_grid_png(sketches: Sketches, path: PathLike, **kw: Any) -> Path:

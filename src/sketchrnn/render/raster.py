@@ -27,7 +27,7 @@ SUPERSAMPLE = 4
 Size = Union[int, tuple[int, int]]
 
 
-def _pil() -> Any:
+def pillow() -> Any:
     """The Pillow modules (imported on first use so that the SVG renderers work without Pillow)."""
     try:
         from PIL import Image, ImageDraw
@@ -46,7 +46,7 @@ class _Canvas:
     or RGB when `coloured` (black, and ACCENT for the continuation)."""
 
     def __init__(self, width: int, height: int, stroke_width: float, coloured: bool = False) -> None:
-        Image, ImageDraw = _pil()
+        Image, ImageDraw = pillow()
         self.size = (width, height)
         big = (width * SUPERSAMPLE, height * SUPERSAMPLE)
         self.big = Image.new("RGB", big, (255, 255, 255)) if coloured else Image.new("L", big, 255)
@@ -101,12 +101,12 @@ def _prepare(strokes: Any, size: Any, stroke_width: Any, margin: Any) -> tuple[i
     return width, height, stroke_width, fit_lines(lines_of(data), inset, inset, box_w, box_h)
 
 
-def _finish(img: "PILImage.Image", mode: Optional[str]) -> "PILImage.Image":
+def in_mode(img: "PILImage.Image", mode: Optional[str]) -> "PILImage.Image":
     """`img` (mode L, or RGB when drawn with a given part) in the requested mode (None: as drawn)."""
     return img if mode is None or img.mode == mode else img.convert(mode)
 
 
-def _check_mode(mode: Optional[str]) -> Optional[str]:
+def check_mode(mode: Optional[str]) -> Optional[str]:
     """`mode` if it is None, L or RGB, else ValueError."""
     if mode not in (None, "L", "RGB"):
         raise ValueError(f"mode must be 'L' (grayscale) or 'RGB', got {mode!r}")
@@ -122,13 +122,13 @@ def render_png(strokes: Any, size: Size = 256, stroke_width: float = 2.0, margin
     image is then RGB.  `mode` None means L, or RGB with `given`; 'L' with `given` is the
     two-colour image in grayscale (ACCENT reads as grey 91).
     """
-    _check_mode(mode)
+    check_mode(mode)
     given = as_given(given)
     width, height, stroke_width, lines = _prepare(strokes, size, stroke_width, margin)
     canvas = _Canvas(width, height, stroke_width, coloured=given is not None)
     for line, j, accent in _order(lines, given):
         canvas.point(line, j, accent)
-    return _finish(canvas.image(), mode)
+    return in_mode(canvas.image(), mode)
 
 
 def save_png(strokes: Any, path: PathLike, size: Size = 256, stroke_width: float = 2.0,
