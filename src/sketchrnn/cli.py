@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -200,7 +201,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         steps = hps.num_steps  # the same as --steps, also on --resume
     summary = train(out, hps, data=data, steps=steps, minutes=args.minutes,
                     seed=args.seed if args.seed is not None else 0, resume=args.resume, max_seq_len=explicit_len,
-                    progress=not args.quiet, device=args.device, init_from=args.init_from)
+                    progress=not args.quiet, device=args.device, init_from=args.init_from,
+                    log_every=args.log_every)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 reports
     if summary.stopped == "done":
         print(f"{summary.run_dir}: already at step {summary.step} of {summary.total_steps}, nothing to do "
               f"(pass --steps N above {summary.step} to train further)")
@@ -630,7 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", metavar="DIR",
                    help="a new run that goes on training a magenta TF checkpoint folder: its settings (with "
                         "--hparams on top), weights, Adam state and step count")
-    p.add_argument("--device", default="cpu", help='where to train: cpu (default), cuda, cuda:N, or auto')
+    p.add_argument("--device", default="cpu", help='where to train: cpu (default), cuda, cuda:N, or auto '
+                                                  '(under torchrun, cuda is one GPU per local rank)')
+    p.add_argument("--log-every", type=int, default=20, metavar="N",
+                   help="write the training losses to metrics.jsonl every N steps (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

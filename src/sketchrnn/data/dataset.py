@@ -70,19 +70,21 @@ class SketchSplit:
         """The normalised float32 stroke-3 sketch at `index` (not augmented; do not modify it)."""
         raise NotImplementedError
 
-    def sample_indices(self, batch_size: int) -> np.ndarray:
-        """The indices of the next random batch (draws from `rng`)."""
+    def sample_indices(self, batch_size: int, rng: np.random.RandomState | None = None) -> np.ndarray:
+        """The indices of the next random batch (draws from `rng`, by default the split's own)."""
         raise NotImplementedError
 
-    def _augmented(self, index: int) -> np.ndarray:
-        s = random_scale(self.sketch(index), self.random_scale_factor, self.rng)
+    def augmented(self, index: int, rng: np.random.RandomState | None = None) -> np.ndarray:
+        """The sketch at `index`, randomly scaled and with points dropped (draws from `rng`, by default the split's)."""
+        rng = self.rng if rng is None else rng
+        s = random_scale(self.sketch(index), self.random_scale_factor, rng)
         if self.augment_stroke_prob > 0:
-            s = augment_strokes(s, self.augment_stroke_prob, self.rng)
+            s = augment_strokes(s, self.augment_stroke_prob, rng)
         return s
 
     def batch_from_indices(self, indices: Sequence[int]) -> Batch:
         """Augment the sketches at `indices` (fresh draws each call) and pad them into a batch."""
-        sketches = [self._augmented(int(i)) for i in indices]
+        sketches = [self.augmented(int(i)) for i in indices]
         lengths = np.array([len(s) for s in sketches], dtype=np.int64)
         return Batch(pad_batch(sketches, self.max_seq_len), lengths)
 
@@ -91,6 +93,18 @@ class SketchSplit:
         if batch_size > len(self):
             raise ValueError(f"batch_size={batch_size} is larger than the split ({len(self)} sketches)")
         return self.batch_from_indices(self.sample_indices(batch_size))
+
+    def batch_at(self, seed: int, step: int, batch_size: int, positions: Sequence[int]) -> Batch:
+        """Positions `positions` of step `step`'s random batch of `batch_size`, where which sketches
+        form the batch and how each is augmented are functions of (seed, step, position) alone:
+        processes that each take a share of the positions together make the batch one process would
+        (see `sketchrnn.train.parallel`). Reads only the chosen sketches."""
+        if batch_size > len(self):
+            raise ValueError(f"batch_size={batch_size} is larger than the split ({len(self)} sketches)")
+        indices = self.sample_indices(batch_size, np.random.RandomState([seed, step]))
+        sketches = [self.augmented(int(indices[p]), np.random.RandomState([seed, step, p + 1])) for p in positions]
+        lengths = np.array([len(s) for s in sketches], dtype=np.int64)
+        return Batch(pad_batch(sketches, self.max_seq_len), lengths)
 
     def num_batches(self, batch_size: int, drop_last: bool = True) -> int:
         """Number of evaluation batches of `batch_size`."""
@@ -151,9 +165,9 @@ class MemorySplit(SketchSplit):
             s[:, 0:2] /= f
         self.scale_factor = float(f)
 
-    def sample_indices(self, batch_size: int) -> np.ndarray:
+    def sample_indices(self, batch_size: int, rng: np.random.RandomState | None = None) -> np.ndarray:
         """Random indices without repeats, as the reference draws them (a permutation of the split)."""
-        return self.rng.permutation(len(self))[:batch_size]
+        return (self.rng if rng is None else rng).permutation(len(self))[:batch_size]
 
 
 SketchDataset = MemorySplit  # the name of earlier releases, kept for code that uses it

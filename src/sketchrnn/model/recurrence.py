@@ -10,6 +10,9 @@ the padding after it is never seen.
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,9 +22,35 @@ from .cells import Projection, RecurrentCell, State, plain_sequence
 FAST_PATH = True  # run the cells' own (fast) loops where gradients are needed (tests switch it off to compare)
 
 
-def dropout_masks(shape: tuple[int, ...], keep_prob: float, device=None, dtype=None) -> Tensor:
-    """Inverted-dropout masks: 1/keep with probability keep, else 0 (torch's default generator)."""
-    mask = torch.rand(shape, device=device).lt_(keep_prob)  # in place: one buffer, not four
+class RowDraws:
+    """Random draws of a training step, each row's a function of (seed, step, its position in the
+    global batch): a generator per row, so that a row draws the same numbers whichever process
+    handles it and whatever rows share its batch (see `sketchrnn.train.parallel`)."""
+
+    def __init__(self, seed: int, step: int, positions: Sequence[int]) -> None:
+        states = (np.random.SeedSequence([seed, step, p]).generate_state(1, np.uint64)[0] for p in positions)
+        self.generators = [torch.Generator().manual_seed(int(s) & (2**63 - 1)) for s in states]
+
+    def rand(self, shape: tuple[int, ...], batch_dim: int, device=None) -> Tensor:
+        """Uniform [0, 1) draws of `shape`, row k of dimension `batch_dim` from row k's generator."""
+        row = shape[:batch_dim] + shape[batch_dim + 1 :]
+        return torch.stack([torch.rand(row, generator=g) for g in self.generators], dim=batch_dim).to(device)
+
+    def randn(self, shape: tuple[int, ...], batch_dim: int, device=None, dtype=None) -> Tensor:
+        """Standard normal draws of `shape`, as `rand`."""
+        row = shape[:batch_dim] + shape[batch_dim + 1 :]
+        return torch.stack([torch.randn(row, generator=g, dtype=dtype) for g in self.generators],
+                           dim=batch_dim).to(device)
+
+
+def dropout_masks(shape: tuple[int, ...], keep_prob: float, device=None, dtype=None, draws: RowDraws | None = None,
+                  batch_dim: int = 0) -> Tensor:
+    """Inverted-dropout masks: 1/keep with probability keep, else 0 (torch's default generator, or
+    `draws` with the batch along `batch_dim`)."""
+    if draws is not None:
+        mask = draws.rand(shape, batch_dim, device).lt_(keep_prob)
+    else:
+        mask = torch.rand(shape, device=device).lt_(keep_prob)  # in place: one buffer, not four
     return mask.to(dtype or torch.float32).div_(keep_prob)
 
 

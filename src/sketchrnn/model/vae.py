@@ -9,7 +9,7 @@ bivariate normals and three pen-state logits. Unconditional mode keeps only the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from .mixture import (
     sketch_log_likelihood,
     split_output,
 )
-from .recurrence import Projection, dropout_masks, last_outputs, projection, reverse_padded, run_cell, run_cells_side_by_side
+from .recurrence import Projection, RowDraws, dropout_masks, last_outputs, projection, reverse_padded, run_cell, run_cells_side_by_side
 
 
 
@@ -88,12 +88,13 @@ class SketchRNN(nn.Module):
             glorot_uniform_(self.output.bias)
 
     # ------------------------------------------------------------------ encoder
-    def _recurrent_masks(self, steps: int, batch: int, units: int, ref: Tensor) -> Tensor | None:
+    def _recurrent_masks(self, steps: int, batch: int, units: int, ref: Tensor,
+                         draws: RowDraws | None = None) -> Tensor | None:
         if not (self.training and self.hps.use_recurrent_dropout and self.hps.recurrent_dropout_prob < 1.0):
             return None
-        return dropout_masks((steps, batch, units), self.hps.recurrent_dropout_prob, ref.device, ref.dtype)
+        return dropout_masks((steps, batch, units), self.hps.recurrent_dropout_prob, ref.device, ref.dtype, draws, 1)
 
-    def encoder_last_h(self, inputs: Tensor, lengths: Tensor | Sequence[int]) -> Tensor:
+    def encoder_last_h(self, inputs: Tensor, lengths: Tensor | Sequence[int], draws: RowDraws | None = None) -> Tensor:
         """[h_fw(length−1), h_bw(0)] of the bidirectional encoder over rows 1..length of `inputs`."""
         if not self.hps.conditional:
             raise ValueError("an unconditional model has no encoder")
@@ -103,14 +104,16 @@ class SketchRNN(nn.Module):
         cells = [self.enc_fw, self.enc_bw]
         seqs = [x, reverse_padded(x, lengths)]  # backward direction: each sketch's own points, reversed
         states = [cell.zero_state(batch, x.device, x.dtype) for cell in cells]
-        masks = [self._recurrent_masks(steps, batch, cell.num_units, x) for cell in cells]
+        masks = [self._recurrent_masks(steps, batch, cell.num_units, x, draws) for cell in cells]
         hs = run_cells_side_by_side(cells, [projection(c, s) for c, s in zip(cells, seqs)], states, masks)
         outs = [last_outputs(h, lengths) for h in hs]
         return torch.cat(outs, dim=1)
 
-    def encode(self, inputs: Tensor, lengths: Tensor | Sequence[int]) -> tuple[Tensor, Tensor]:
-        """(μ, σ̂) for a stroke-5 batch ``[B, N_max+1, 5]`` (S0 first); the encoder reads rows 1..length."""
-        last_h = self.encoder_last_h(inputs, lengths)
+    def encode(self, inputs: Tensor, lengths: Tensor | Sequence[int],
+               draws: RowDraws | None = None) -> tuple[Tensor, Tensor]:
+        """(μ, σ̂) for a stroke-5 batch ``[B, N_max+1, 5]`` (S0 first); the encoder reads rows 1..length.
+        `draws` gives the training dropout's random numbers (default: torch's generator)."""
+        last_h = self.encoder_last_h(inputs, lengths, draws)
         return self.enc_mu(last_h), self.enc_presig(last_h)
 
     @staticmethod
@@ -154,30 +157,33 @@ class SketchRNN(nn.Module):
             return z @ w[STROKE_DIM:] + constant
         return constant.expand(batch, -1)
 
-    def _decoder_projection(self, x: Tensor, z: Tensor | None) -> Projection:
+    def _decoder_projection(self, x: Tensor, z: Tensor | None, draws: RowDraws | None = None) -> Projection:
         """The decoder's input term [S_{i−1}; z] W per step: S W_S + (z W_z + offset), the z part once per sketch."""
         cell = self.dec_cell
         if self.training and self.hps.use_input_dropout and self.hps.input_dropout_prob < 1.0:
             full = x if z is None else torch.cat([x, z[:, None, :].expand(-1, x.shape[1], -1)], dim=-1)
-            return projection(cell, full * dropout_masks(full.shape, self.hps.input_dropout_prob, x.device, x.dtype))
+            return projection(cell, full * dropout_masks(full.shape, self.hps.input_dropout_prob, x.device, x.dtype,
+                                                         draws))
         constant = self.decoder_input_constant(z, x.shape[0], x.device, x.dtype)
         return Projection(x, cell.input_weight()[:STROKE_DIM], constant)
 
-    def decoder_hidden(self, x: Tensor, z: Tensor | None = None, state: State | None = None) -> tuple[Tensor, State]:
+    def decoder_hidden(self, x: Tensor, z: Tensor | None = None, state: State | None = None,
+                       draws: RowDraws | None = None) -> tuple[Tensor, State]:
         """Decoder outputs h ``[B, T, dec_rnn_size]`` for inputs `x [B, T, 5]` and the final decoder state."""
         batch, steps, _ = x.shape
         z = self._check_z(z, batch)
         if state is None:
             state = self.initial_state(z, batch, x.device, x.dtype)
-        masks = self._recurrent_masks(steps, batch, self.dec_cell.num_units, x)
-        h, state = run_cell(self.dec_cell, self._decoder_projection(x, z), state, masks)
+        masks = self._recurrent_masks(steps, batch, self.dec_cell.num_units, x, draws)
+        h, state = run_cell(self.dec_cell, self._decoder_projection(x, z, draws), state, masks)
         if self.training and self.hps.use_output_dropout and self.hps.output_dropout_prob < 1.0:
-            h = h * dropout_masks(h.shape, self.hps.output_dropout_prob, h.device, h.dtype)
+            h = h * dropout_masks(h.shape, self.hps.output_dropout_prob, h.device, h.dtype, draws)
         return h, state
 
-    def decode(self, x: Tensor, z: Tensor | None = None, state: State | None = None) -> tuple[Tensor, State]:
+    def decode(self, x: Tensor, z: Tensor | None = None, state: State | None = None,
+               draws: RowDraws | None = None) -> tuple[Tensor, State]:
         """Raw outputs ``[B, T, 6M+3]`` for decoder inputs `x [B, T, 5]` and the final decoder state."""
-        h, state = self.decoder_hidden(x, z, state)
+        h, state = self.decoder_hidden(x, z, state, draws)
         return self.output(h), state
 
     def mixture(self, inputs: Tensor, z: Tensor | None = None) -> Mixture:
@@ -196,23 +202,34 @@ class SketchRNN(nn.Module):
         kl_weight: float | Tensor,
         eps: Tensor | None = None,
         mask_pen: bool = False,
+        draws: RowDraws | None = None,
+        global_mean: Callable[[Tensor], Tensor] | None = None,
     ) -> Loss:
         """cost = L_R + w_KL · max(L_KL, kl_tolerance) for a batch ``[B, N_max+1, 5]`` with true lengths.
 
         `mask_pen=False` is the reference's training and validation loss (pen loss over all N_max
-        steps); `mask_pen=True` also masks the pen loss after the end of each sketch.
+        steps); `mask_pen=True` also masks the pen loss after the end of each sketch. `draws` gives
+        the training step's random numbers row by row (default: torch's generator). When the batch
+        is a share of a global batch, `global_mean` averages a statistic over all shares: the max
+        with kl_tolerance is then decided on the global L_KL, as one process would decide it.
         """
         lengths = as_lengths(lengths, inputs.device)
         targets = inputs[:, 1:]
         mu = presig = z = None
         if self.hps.conditional:
-            mu, presig = self.encode(inputs, lengths)
+            mu, presig = self.encode(inputs, lengths, draws)
+            if eps is None and draws is not None:
+                eps = draws.randn(tuple(mu.shape), 0, mu.device, mu.dtype)
             z = self.reparameterize(mu, presig, eps)
             kl_raw = kl_divergence(mu, presig)
-            kl_cost = torch.clamp(kl_raw, min=self.hps.kl_tolerance)  # max(L_KL, tolerance)
+            if global_mean is None:
+                kl_cost = torch.clamp(kl_raw, min=self.hps.kl_tolerance)  # max(L_KL, tolerance)
+            else:  # this share's L_KL where the global one passes the tolerance, else the tolerance
+                kl_all = global_mean(kl_raw.detach())
+                kl_cost = torch.where(kl_all >= self.hps.kl_tolerance, kl_raw, kl_raw.new_tensor(self.hps.kl_tolerance))
         else:
             kl_raw = kl_cost = inputs.new_zeros(())
-        y, _ = self.decode(inputs[:, :-1], z)
+        y, _ = self.decode(inputs[:, :-1], z, draws=draws)
         offset, pen, real = reconstruction_terms(split_output(y, self.hps.num_mixture), targets)
         masked_terms = offset + pen * real
         terms = masked_terms if mask_pen else offset + pen

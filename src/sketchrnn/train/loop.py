@@ -21,13 +21,15 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..data import SketchData, SketchSplit, load_dataset
 from ..data.sources import names_file, resolve
 from ..errors import TrainingError
 from ..hparams import HParams
-from ..model import Loss, SketchRNN, WorkBuffers
+from ..model import SketchRNN, WorkBuffers
 from . import checkpoint as ckpt
+from .parallel import POSITION_DRAWS, STREAM_DRAWS, Parallel, launched, restarted
 from .optim import TFAdam, clip_gradients_, kl_weight, learning_rate, load_optimizer_tensors, optimizer_tensors
 
 EVAL_SEED_OFFSET = 7919  # the validation noise stream is seed + this, fresh for every evaluation
@@ -81,9 +83,12 @@ def evaluate_run_split(model: SketchRNN, split: SketchSplit, seed: int) -> EvalR
 class MetricsLog:
     """metrics.jsonl always; TensorBoard scalars too when `tensorboard` is installed."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, enabled: bool = True) -> None:
         self.path = run_dir / "metrics.jsonl"
+        self.enabled = enabled  # only one process of a group writes
         self.tb = None
+        if not enabled:
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -92,6 +97,8 @@ class MetricsLog:
             self.tb = None
 
     def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps({"kind": kind, "step": step, **values}) + "\n")
         if self.tb is not None:
@@ -204,8 +211,10 @@ def resume_conflicts(
     return conflicts
 
 
-def _describe(hps: HParams, data_paths: Sequence[str], data: SketchData, seed: int, explicit_len: bool) -> dict:
+def _describe(hps: HParams, data_paths: Sequence[str], data: SketchData, seed: int, explicit_len: bool,
+              batch_draws: str) -> dict:
     return {
+        "batch_draws": batch_draws,
         "format": "sketchrnn-run",
         "version": 1,
         "hparams": hps.to_magenta_dict(),
@@ -219,6 +228,17 @@ def _describe(hps: HParams, data_paths: Sequence[str], data: SketchData, seed: i
 
 
 @dataclass
+class StepFigures:
+    """What one training step reports, over the global batch."""
+
+    cost: float
+    r_cost: float
+    kl_cost: float
+    lr: float
+    kl_weight: float
+
+
+@dataclass
 class RunPlan:
     """What a run trains on, settled before any data is read: from the arguments for a new run, from
     run.json for a resumed one."""
@@ -229,10 +249,11 @@ class RunPlan:
     max_seq_len: int | None  # set for the run, else the data's longest sketch
     total_steps: int
     description: dict[str, Any] | None  # the resumed run's run.json
+    batch_draws: str  # STREAM_DRAWS (the reference's) or POSITION_DRAWS (any number of processes)
 
 
 def plan_run(run_dir: Path, hps: HParams | None, data: Sequence[str | Path] | None, steps: int | None, seed: int,
-             resume: bool, max_seq_len: int | None) -> RunPlan:
+             resume: bool, max_seq_len: int | None, launched: bool = False) -> RunPlan:
     """The `RunPlan` of a new or resumed run in `run_dir`; ValueError / FileExistsError when the settings
     do not fit the directory."""
     description = None
@@ -246,13 +267,18 @@ def plan_run(run_dir: Path, hps: HParams | None, data: Sequence[str | Path] | No
         data_paths = [str(p) for p in description["data"]]
         seed = int(description["seed"])
         max_seq_len = description["max_seq_len"] if description.get("explicit_max_seq_len") else None
+        batch_draws = description.get("batch_draws", STREAM_DRAWS)
+        if launched and batch_draws == STREAM_DRAWS:
+            raise ValueError(f"{run_dir}: this run draws its batches as one process does (it was started without "
+                             "torchrun); resume it with plain `sketchrnn train --resume`")
     else:
+        batch_draws = POSITION_DRAWS if launched else STREAM_DRAWS
         if ckpt.is_run_dir(run_dir) and ckpt.read_pointer(run_dir):
             raise FileExistsError(f"{run_dir}: already holds a trained run; use --resume to continue it or --out for a new one")
         hps = hps or HParams()
         data_paths = [str(resolve(p)) for p in (data or hps.data_set or ["aaron_sheep"])]
     total_steps = int(steps if steps is not None else hps.num_steps)
-    return RunPlan(hps, data_paths, seed, max_seq_len, total_steps, description)
+    return RunPlan(hps, data_paths, seed, max_seq_len, total_steps, description, batch_draws)
 
 
 @dataclass
@@ -273,11 +299,18 @@ class TrainingRun:
     log: MetricsLog
     started: float  # time.monotonic() when this call began
     work: WorkBuffers
+    parallel: Parallel | None  # position draws, in a process group or alone; None: the reference's stream
+    loss_module: nn.Module | None  # the training loss under DistributedDataParallel (with `parallel`)
     bar: Any = None
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run's files."""
+        return self.parallel is None or self.parallel.main
 
     @classmethod
     def open(cls, run_dir: Path, plan: RunPlan, device: torch.device, init_from: str | Path | None,
-             started: float) -> TrainingRun:
+             started: float, parallel: Parallel | None) -> TrainingRun:
         """Read the data, then build a new run (writing run.json) or load the resumed one's last checkpoint."""
         hps, description = plan.hps, plan.description
         data = load_dataset(plan.data_paths, max_seq_len=plan.max_seq_len, random_scale_factor=hps.random_scale_factor,
@@ -290,7 +323,7 @@ class TrainingRun:
                 raise TrainingError(f"{run_dir}: the data changed since the run started (scale factor "
                                     f"{data.scale_factor:g}, recorded {description['scale_factor']:g})")
             model, state = ckpt.load_trainer_state(run_dir)
-            if description["hparams"].get("num_steps") != plan.total_steps:  # resumed with another --steps
+            if description["hparams"].get("num_steps") != plan.total_steps and (parallel is None or parallel.main):
                 ckpt.write_run(run_dir, {**description, "hparams": {**description["hparams"],
                                                                     "num_steps": plan.total_steps}})
         else:
@@ -302,8 +335,10 @@ class TrainingRun:
             else:
                 model = SketchRNN(hps, scale_factor=data.scale_factor)
                 state = ckpt.TrainerState()
-            run_dir.mkdir(parents=True, exist_ok=True)  # once the model is built: its settings are sound
-            ckpt.write_run(run_dir, _describe(hps, plan.data_paths, data, plan.seed, plan.max_seq_len is not None))
+            if parallel is None or parallel.main:  # once the model is built: its settings are sound
+                run_dir.mkdir(parents=True, exist_ok=True)
+                ckpt.write_run(run_dir, _describe(hps, plan.data_paths, data, plan.seed, plan.max_seq_len is not None,
+                                                  plan.batch_draws))
         model = model.to(device)
         optimizer = TFAdam(model.parameters(), lr=hps.learning_rate)
         if description is not None or init_from is not None:
@@ -314,8 +349,9 @@ class TrainingRun:
                 torch.cuda.set_rng_state(state.cuda_rng, device)
             for name, value in state.numpy_rng.items():
                 data.split(name).rng.set_state(ckpt.numpy_state_from_json(value))
-        return cls(run_dir, hps, plan.seed, data, model, optimizer, state, device, MetricsLog(run_dir), started,
-                   WorkBuffers())
+        main = parallel is None or parallel.main
+        return cls(run_dir, hps, plan.seed, data, model, optimizer, state, device, MetricsLog(run_dir, main), started,
+                   WorkBuffers(), parallel, parallel.wrap(model) if parallel is not None else None)
 
     def snapshot(self) -> ckpt.TrainerState:
         """The trainer state as it is now (optimizer, random streams, time spent), for a checkpoint."""
@@ -329,20 +365,37 @@ class TrainingRun:
         self.started = time.monotonic()
         return state
 
-    def step(self, max_nonfinite: int) -> tuple[Loss, float, float] | None:
-        """One optimizer step: (the loss, lr, KL weight), or None when a non-finite loss or gradient skipped it."""
-        hps, state, step = self.hps, self.state, self.state.step
+    def step(self, max_nonfinite: int) -> StepFigures | None:
+        """One optimizer step and its figures (over the global batch), or None when a non-finite loss
+        or gradient (on any process) skipped it."""
+        hps, state, step, par = self.hps, self.state, self.state.step, self.parallel
         lr, klw = learning_rate(hps, step), kl_weight(hps, step)
-        batch = self.data.train.random_batch(hps.batch_size)
         self.optimizer.zero_grad(set_to_none=True)
         params = list(self.model.parameters())
         with self.work.active():
-            loss = self.model.compute_loss(torch.from_numpy(batch.inputs).to(self.device), batch.lengths, klw)
-            finite = bool(torch.isfinite(loss.cost))
-            if finite:
-                loss.cost.backward()
-                finite = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
-        if not finite:
+            if par is None:  # the reference's draws: the split's stream and torch's generator
+                batch = self.data.train.random_batch(hps.batch_size)
+                loss = self.model.compute_loss(torch.from_numpy(batch.inputs).to(self.device), batch.lengths, klw)
+            else:  # this process's share of the global batch, every draw by (seed, step, position)
+                batch = self.data.train.batch_at(self.seed, step, hps.batch_size, par.share(hps.batch_size))
+                loss = self.loss_module(torch.from_numpy(batch.inputs).to(self.device),
+                                        torch.from_numpy(batch.lengths).to(self.device), klw,
+                                        par.draws(self.seed, step, hps.batch_size), par.mean)
+            # backward even for a non-finite loss: in a group every process takes part in the
+            # gradients' all-reduce, and the update is skipped below all the same
+            loss.cost.backward()
+        grads = [p.grad for p in params if p.grad is not None]
+        finite = torch.isfinite(loss.cost.detach())
+        if grads:
+            finite = finite & torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        # the step's figures and a count of non-finite processes, summed over the group in one
+        # all-reduce and copied to the host once: the only copy a step makes
+        stats = torch.stack([loss.cost.detach(), loss.r_cost.detach(), loss.kl_cost.detach(), (~finite).to(loss.cost.dtype)])
+        if par is not None:
+            stats = par.total(stats)
+        world = 1 if par is None else par.world
+        cost, r_cost, kl_cost, nonfinite = stats.tolist()
+        if nonfinite > 0:
             state.nonfinite_streak += 1
             self.log.write("nonfinite", step, {"streak": state.nonfinite_streak})
             self.note(f"step {step}: non-finite loss or gradient; update skipped ({state.nonfinite_streak} in a row)")
@@ -358,11 +411,15 @@ class TrainingRun:
             group["lr"] = lr
         self.optimizer.step()
         state.step += 1
-        return loss, lr, klw
+        return StepFigures(cost / world, r_cost / world, kl_cost / world, lr, klw)
 
     def validate_and_save(self) -> None:
-        """Evaluate on the validation split; a new best is saved (and evaluated on test); then the last checkpoint."""
+        """Evaluate on the validation split; a new best is saved (and evaluated on test); then the last
+        checkpoint. In a group, rank 0 does this while the others wait."""
         self.work.clear()  # evaluation needs none of the training steps' kept buffers
+        if not self.main:
+            self.parallel.barrier()  # type: ignore[union-attr]
+            return
         state, t0 = self.state, time.perf_counter()
         valid = evaluate_run_split(self.model, self.data.valid, self.seed)
         self.log.write("valid", state.step, {**valid.as_dict(), "seconds": time.perf_counter() - t0})
@@ -380,11 +437,16 @@ class TrainingRun:
         self.save_last()
 
     def save_last(self) -> None:
-        """The "last" checkpoint, written atomically."""
-        ckpt.save_checkpoint(self.run_dir, self.model, "last", self.state.step, self.snapshot())
+        """The "last" checkpoint, written atomically (by rank 0; the others wait for it)."""
+        if self.main:
+            ckpt.save_checkpoint(self.run_dir, self.model, "last", self.state.step, self.snapshot())
+        if self.parallel is not None:
+            self.parallel.barrier()
 
     def note(self, text: str) -> None:
-        """A line for the user, above the progress bar when there is one."""
+        """A line for the user, above the progress bar when there is one (rank 0 only)."""
+        if not self.main:
+            return
         if self.bar is not None:
             self.bar.write(text)
         else:
@@ -393,6 +455,8 @@ class TrainingRun:
     def close(self) -> None:
         self.work.clear()
         self.log.close()
+        if self.parallel is not None:
+            self.parallel.close()
 
 
 def train(
@@ -423,15 +487,24 @@ def train(
     device = resolve_device(device)
     run_dir = Path(run_dir)
     start_time = time.monotonic()
-    plan = plan_run(run_dir, hps, data, steps, seed, resume, max_seq_len)
+    parallel = Parallel.start(device) if launched() else None  # under torchrun: one of a process group
+    if parallel is not None:
+        device = parallel.device
+        if restarted() and ckpt.is_run_dir(run_dir) and ckpt.read_pointer(run_dir):
+            resume = True  # torchrun restarted the group after a failure: go on from the last checkpoint
+    plan = plan_run(run_dir, hps, data, steps, seed, resume, max_seq_len, launched=parallel is not None)
+    if parallel is not None:
+        parallel.barrier()  # every process has read the run directory before rank 0 writes to it
+    elif plan.batch_draws == POSITION_DRAWS:
+        parallel = Parallel.alone(device)  # a run of position draws resumed as one process
     total_steps = plan.total_steps
     if resume:  # a finished run answers at once, before any data is read
         reached = ckpt.read_trainer_info(run_dir)
         if reached["step"] >= total_steps:
             return TrainSummary(run_dir, reached["step"], reached.get("best_valid_cost"), "done", [], total_steps)
-    run = TrainingRun.open(run_dir, plan, device, init_from, start_time)
+    run = TrainingRun.open(run_dir, plan, device, init_from, start_time, parallel)
     state, batch_size = run.state, run.hps.batch_size
-    run.bar = bar = _progress(total_steps, state.step, progress)
+    run.bar = bar = _progress(total_steps, state.step, progress and run.main)
     run.model.train()
     train_costs: list[float] = []
     last_saved = state.step if resume else -1
@@ -446,7 +519,10 @@ def train(
     interrupt = _GracefulInterrupt()
     try:
         while state.step < total_steps:
-            if minutes is not None and time.monotonic() - start_time >= minutes * 60:
+            out_of_time = minutes is not None and time.monotonic() - start_time >= minutes * 60
+            if parallel is not None:  # every process stops at the same step, as rank 0's clock and Ctrl-C say
+                out_of_time, interrupt.requested = parallel.agree(out_of_time, interrupt.requested)
+            if out_of_time:
                 stopped = "minutes"
                 break
             if interrupt.requested:
@@ -454,22 +530,21 @@ def train(
                 run.note(f"interrupted at step {state.step}: saving a checkpoint (Ctrl-C again to quit at once)")
                 break
             t0 = time.perf_counter()
-            done = run.step(max_nonfinite)
-            if done is None:
+            figures = run.step(max_nonfinite)
+            if figures is None:
                 continue
-            loss, lr, klw = done
-            cost = loss.cost.item()
-            train_costs.append(cost)
+            train_costs.append(figures.cost)
             seconds = time.perf_counter() - t0
             if bar is not None:
                 if state.step == first_step + 1:
                     bar.unpause()  # the first step's set-up would make the first time estimate far too long
-                bar.set_postfix_str(progress_figures(cost, loss.r_cost.item(), loss.kl_cost.item(),
+                bar.set_postfix_str(progress_figures(figures.cost, figures.r_cost, figures.kl_cost,
                                                      batch_size / seconds), refresh=False)
                 bar.update(1)
             if state.step % log_every == 0 or state.step == 1:
-                run.log.write("train", state.step, {"cost": cost, "r_cost": loss.r_cost.item(),
-                                                    "kl_cost": loss.kl_cost.item(), "lr": lr, "kl_weight": klw,
+                run.log.write("train", state.step, {"cost": figures.cost, "r_cost": figures.r_cost,
+                                                    "kl_cost": figures.kl_cost, "lr": figures.lr,
+                                                    "kl_weight": figures.kl_weight,
                                                     "sketches_per_second": batch_size / seconds,
                                                     "seconds_per_step": seconds})
             if state.step % run.hps.save_every == 0:

@@ -551,27 +551,27 @@ class PackedSplit(SketchSplit):
 
     # -- sampling
 
-    def sample_indices(self, batch_size: int) -> np.ndarray:
+    def sample_indices(self, batch_size: int, rng: np.random.RandomState | None = None) -> np.ndarray:
         """Random indices: class-balanced with replacement, or uniform without repeats (see the class)."""
-        n = len(self)
+        n, rng = len(self), (self.rng if rng is None else rng)
         if self.balance_classes:
             if self._group is None:
                 self._build_index(groups=True)
             assert self._group is not None
             counts = self.class_counts()
-            cls = self._nonempty[self.rng.randint(0, len(self._nonempty), size=batch_size)]
-            within = self.rng.randint(0, counts[cls])
+            cls = self._nonempty[rng.randint(0, len(self._nonempty), size=batch_size)]
+            within = rng.randint(0, counts[cls])
             return self._group[self._class_starts[cls] + within].astype(np.int64)
         if batch_size * 8 >= n:
-            return self.rng.permutation(n)[:batch_size]
-        chosen = self.rng.randint(0, n, size=batch_size)
+            return rng.permutation(n)[:batch_size]
+        chosen = rng.randint(0, n, size=batch_size)
         while True:  # redraw repeats; every ordered set of distinct indices stays equally likely
             _, first = np.unique(chosen, return_index=True)
             if len(first) == batch_size:
                 return chosen
             repeat = np.ones(batch_size, dtype=bool)
             repeat[first] = False
-            chosen[repeat] = self.rng.randint(0, n, size=int(repeat.sum()))
+            chosen[repeat] = rng.randint(0, n, size=int(repeat.sum()))
 
 
 def load_packed_dataset(
