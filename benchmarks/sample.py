@@ -30,10 +30,13 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=20, help="sketches drawn one at a time for the baseline")
     parser.add_argument("--temperature", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = sketchrnn.load(args.model)
+    device = torch.device(args.device)
+    model = sketchrnn.load(args.model).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     print(f"{args.model}: dec {model.hps.dec_model} {model.hps.dec_rnn_size}, M {model.hps.num_mixture}, "
           f"N_max {model.hps.max_seq_len}, torch threads {torch.get_num_threads()}")
 
@@ -49,12 +52,14 @@ def main() -> None:
     steps = max(len(s) for s in batch) + 1
 
     # the decoder step's matrix multiply alone, at the full batch
-    h = torch.randn(args.n, model.hps.dec_rnn_size)
+    h = torch.randn(args.n, model.hps.dec_rnn_size, device=device)
     w = model.dec_cell.W_hh.detach()
     reps = 20
+    sync()
     t0 = time.perf_counter()
     for _ in range(reps):
-        torch.addmm(torch.zeros(args.n, w.shape[1]), h, w)
+        torch.addmm(torch.zeros(args.n, w.shape[1], device=device), h, w)
+    sync()
     matmul_s = (time.perf_counter() - t0) / reps
     per_step = batch_s / steps
 

@@ -68,12 +68,15 @@ def run_step(model: SketchRNN, work: WorkBuffers, batch) -> torch.Tensor:
 
 
 def one_step(loss_fn, params, batch) -> float:
-    """Seconds for one forward + backward."""
+    """Seconds for one forward + backward (waiting for a GPU to finish)."""
+    sync = torch.cuda.synchronize if batch[0].is_cuda else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     loss = loss_fn(batch)
     for p in params:
         p.grad = None
     loss.backward()
+    sync()
     return time.perf_counter() - t0
 
 
@@ -97,12 +100,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--hparams", default="", help="overrides of the default configuration")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the baseline is then cuDNN's nn.LSTM)")
     args = parser.parse_args()
     cells = args.cells.split(",")
     if len(cells) > 1:  # each cell against its own baseline, in a process of its own
         for k, cell in enumerate(cells):
             argv = ["--cells", cell, "--repeats", str(args.repeats), "--warmup", str(args.warmup),
-                    "--threads", str(args.threads), "--hparams", args.hparams]
+                    "--threads", str(args.threads), "--hparams", args.hparams, "--device", args.device]
             out = subprocess.run([sys.executable, __file__, *argv], check=True,
                                  capture_output=True, text=True).stdout.splitlines()
             print("\n".join(out if k == 0 else out[1:]))
@@ -114,14 +118,16 @@ def main() -> None:
     data = load_dataset([bundled_path()], seed=0)
     base = base.replace(max_seq_len=data.max_seq_len)
     batches = [data.train.random_batch(base.batch_size) for _ in range(2)]
-    tensors = [(torch.from_numpy(b.inputs), torch.from_numpy(b.lengths)) for b in batches]
+    device = torch.device(args.device)
+    tensors = [(torch.from_numpy(b.inputs).to(device), torch.from_numpy(b.lengths).to(device)) for b in batches]
     print(f"aaron_sheep, N_max {data.max_seq_len}, batch {base.batch_size}, enc {base.enc_rnn_size}, "
-          f"dec {base.dec_rnn_size}, z {base.z_size}, M {base.num_mixture}, torch threads {torch.get_num_threads()}")
+          f"dec {base.dec_rnn_size}, z {base.z_size}, M {base.num_mixture}, torch threads {torch.get_num_threads()}, "
+          f"{device}")
 
-    baseline = FusedBaseline(base)
+    baseline = FusedBaseline(base).to(device)
     contenders = {"fused nn.LSTM baseline": (lambda b: baseline.loss(*b), list(baseline.parameters()))}
     for cell in args.cells.split(","):
-        model = SketchRNN(base.replace(dec_model=cell)).train()
+        model = SketchRNN(base.replace(dec_model=cell)).to(device).train()
         contenders[f"dec_model={cell} (dropout on)"] = (lambda b, m=model, w=WorkBuffers(): run_step(m, w, b),
                                                        list(model.parameters()))
     times = interleaved(contenders, tensors, args.repeats, args.warmup)
