@@ -130,6 +130,7 @@ class Parallel:
 
     def close(self) -> None:
         if self.group and dist.is_initialized():
+            dist.barrier()  # nobody leaves while another still talks to it
             dist.destroy_process_group()
 
 
