@@ -29,7 +29,7 @@ from sketchrnn.train import is_run_dir
 
 SUBSET = GOLDEN_TF / "aaron_sheep_subset_le60.npz"
 SHEEP = MODELS_JS / "sheep.gen.json"
-COMMANDS = ("train", "eval", "sample", "complete", "serve", "reconstruct", "interpolate", "info", "export",
+COMMANDS = ("train", "eval", "plot", "sample", "complete", "serve", "reconstruct", "interpolate", "info", "export",
             "data download", "data convert", "data info", "data show", "models list", "models download")
 SVG_NS = "{http://www.w3.org/2000/svg}"
 

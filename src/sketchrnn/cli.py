@@ -215,31 +215,47 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import torch
+    from .data import MemorySplit, load_dataset
+    from .data.load import read_splits
+    from .train.checkpoint import is_run_dir, read_run
+    from .train.loop import evaluate, evaluate_run_split, split_likelihood
 
-    from .data import load_dataset
-    from .train.checkpoint import read_run
-    from .train.loop import evaluate_run_split
-
-    run = read_run(Path(args.run_dir))
-    model = _load(args.run_dir, args.which)  # a run: its own scale factor
-    data = load_dataset(run["data"], max_seq_len=run["max_seq_len"], random_scale_factor=0,
-                        augment_stroke_prob=0, seed=run["seed"])
-    split = data.split(args.split)
-    result = evaluate_run_split(model, split, run["seed"])
-    lls = []
-    with torch.no_grad():
-        for batch in split.batches(model.hps.batch_size, drop_last=False):
-            lls.extend(model.log_likelihood(torch.from_numpy(batch.inputs), batch.lengths).tolist())
-    report = {"split": args.split, **result.as_dict(), "mean_log_likelihood": float(np.mean(lls))}
-    print(f"{args.split}: L_R {result.r_cost:.4f} (pen loss masked: {result.r_cost_masked:.4f}), "
-          f"L_KL {result.kl_cost:.4f}, cost {result.cost:.4f} over {result.sketches} sketches; "
-          f"mean log-likelihood per sketch {report['mean_log_likelihood']:.2f}")
+    path = Path(args.run_dir)
+    model = _load(args.run_dir, args.which, args.scale_factor)  # a run: its own scale factor
+    if args.data:  # any model on any file: the file's sketches in the model's own normalisation
+        sketches = read_splits([args.data])[args.split]
+        longest = max((len(s) for s in sketches), default=0)
+        split = MemorySplit(sketches, max(longest, model.hps.max_seq_len), model.scale_factor)
+        result = evaluate(model, split, model.hps.kl_weight_start, seed=0)
+        source = args.data
+    elif path.is_dir() and is_run_dir(path):
+        run = read_run(path)
+        data = load_dataset(run["data"], max_seq_len=run["max_seq_len"], random_scale_factor=0,
+                            augment_stroke_prob=0, seed=run["seed"])
+        split = data.split(args.split)
+        result = evaluate_run_split(model, split, run["seed"])
+        source = " ".join(str(p) for p in run["data"])
+    else:
+        raise ValueError(f"{args.run_dir}: not a training run, so it has no data of its own: pass --data FILE")
+    likelihood = split_likelihood(model, split)
+    lls = (-likelihood.nll_normalised).tolist()
+    report = {"model": str(args.run_dir), "data": source, "split": args.split, **result.as_dict(),
+              "mean_log_likelihood": float(np.mean(lls)), **likelihood.summary(), "scale_factor": model.scale_factor}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{args.split}: L_R {result.r_cost:.4f} (pen loss masked: {result.r_cost_masked:.4f}), "
+              f"L_KL {result.kl_cost:.4f}, cost {result.cost:.4f} over {result.sketches} sketches; "
+              f"mean log-likelihood per sketch {report['mean_log_likelihood']:.2f}")
+        print(f"NLL in data units: {report['nll_per_sketch']:.2f} ± {report['nll_per_sketch_stderr']:.2f} per sketch, "
+              f"{report['nll_per_point']:.4f} per point (scale factor {model.scale_factor:g})")
     if args.per_sketch:
         from .atomic import atomic_write_json
 
-        atomic_write_json(Path(args.per_sketch), {**report, "log_likelihood": lls})
-        print(f"wrote each sketch's log-likelihood to {args.per_sketch}")
+        atomic_write_json(Path(args.per_sketch), {**report, "log_likelihood": lls,
+                                                  "nll_data_units": likelihood.nll.tolist()})
+        if not args.json:
+            print(f"wrote each sketch's log-likelihood to {args.per_sketch}")
     return 0
 
 
@@ -342,6 +358,14 @@ def cmd_complete(args: argparse.Namespace) -> int:
     what = (f"{len(finished)} completions of {k} given points (complete_*.svg/.png, grid.svg/.png, complete.npz "
             f"with splits given, continuation, complete)")
     _finish_outputs(out, written, _own_outputs("complete|grid"), what)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .train.plot import plot_runs
+
+    out = plot_runs(args.run_dirs, args.out, args.names)
+    print(f"wrote the learning curves of {len(args.run_dirs)} run{'s' if len(args.run_dirs) > 1 else ''} to {out}")
     return 0
 
 
@@ -641,12 +665,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="losses and log-likelihood on a split", description="Evaluate a run.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p = sub.add_parser("eval", help="losses and log-likelihood on a split",
+                       description="Evaluate a model (a run, an official model, a magenta checkpoint) on a split of "
+                                   "its run's data or of any dataset file: losses, and the negative log-likelihood "
+                                   "in the file's own units, per sketch and per point.")
+    _model_args(p)
+    p.add_argument("--data", metavar="FILE", help="a dataset file (official or packed .npz, ndjson/SVG) to evaluate "
+                                                  "on (default: a run's own data)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    p.add_argument("--which", choices=["best", "last"], default="best")
+    p.add_argument("--json", action="store_true", help="print one JSON object (nll_per_sketch, nll_per_point, "
+                                                       "n_sketches, the losses, ...)")
     p.add_argument("--per-sketch", metavar="FILE.json", help="also write each sketch's log-likelihood")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("plot", help="learning curves of runs (pip install 'sketchrnn[plot]')",
+                       description="Learning curves from runs' metrics.jsonl: train and validation L_R, L_KL and "
+                                   "cost, learning rate and KL weight; several runs overlaid with their names.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="curves.png", help="the PNG to write (default curves.png)")
+    p.add_argument("--names", nargs="+", metavar="NAME", help="legend names of the runs (default: their directories)")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("sample", help="draw new sketches", description="Sample sketches in one batch.")
     _model_args(p)

@@ -8,6 +8,7 @@ bivariate normals and three pen-state logits. Unconditional mode keeps only the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -238,14 +239,24 @@ class SketchRNN(nn.Module):
         return Loss(cost, r_cost, kl_cost, kl_raw, terms, masked_terms.mean().detach(), mu, presig, z)
 
     def log_likelihood(
-        self, inputs: Tensor, lengths: Tensor | Sequence[int], z: Tensor | None = None
+        self, inputs: Tensor, lengths: Tensor | Sequence[int], z: Tensor | None = None, data_units: bool = False
     ) -> Tensor:
-        """log p(sketch | z) per sketch ``[B]`` in normalised units (z = μ of the encoder when not given)."""
+        """log p(sketch | z) per sketch ``[B]`` (z = μ of the encoder when not given).
+
+        In normalised units by default; with `data_units`, the density of the offsets in the data
+        file's own units: dividing offsets by the scale factor s maps data to normalised units, so
+        log p_data = log p_normalised − 2 log s per real point. Two models with different scale
+        factors are compared on the same data this way."""
         lengths = as_lengths(lengths, inputs.device)
         if self.hps.conditional and z is None:
             z, _ = self.encode(inputs, lengths)
         y, _ = self.decode(inputs[:, :-1], z)
-        return sketch_log_likelihood(split_output(y, self.hps.num_mixture), inputs[:, 1:], lengths)
+        ll = sketch_log_likelihood(split_output(y, self.hps.num_mixture), inputs[:, 1:], lengths)
+        return self.in_data_units(ll, lengths) if data_units else ll
+
+    def in_data_units(self, log_likelihood: Tensor, lengths: Tensor) -> Tensor:
+        """Normalised-unit log-likelihoods of sketches of `lengths` real points in data units."""
+        return log_likelihood - 2.0 * math.log(self.scale_factor) * lengths.to(log_likelihood.dtype)  # Jacobian of x / s
 
     # ------------------------------------------------------------------ drawing (see sketchrnn.generate)
     def sample(self, n: int = 1, temperature: float = 1.0, z=None, greedy: bool = False,

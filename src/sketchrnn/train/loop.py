@@ -74,6 +74,41 @@ def evaluate(model: SketchRNN, split: SketchSplit, kl_weight_value: float, seed:
     return EvalResult(cost, r, kl, r_masked, count)
 
 
+@dataclass
+class Likelihood:
+    """Negative log-likelihoods of a split's sketches in data units (see `SketchRNN.log_likelihood`)."""
+
+    nll: np.ndarray  # per sketch, data units
+    points: np.ndarray  # real points per sketch
+    nll_normalised: np.ndarray  # per sketch, normalised units
+
+    def summary(self) -> dict[str, float | int]:
+        """The split's means: per sketch (with its standard error) and per point."""
+        n = len(self.nll)
+        return {"n_sketches": n, "nll_per_sketch": float(self.nll.mean()),
+                "nll_per_sketch_stderr": float(self.nll.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
+                "nll_per_point": float(self.nll.sum() / self.points.sum()),
+                "nll_per_sketch_normalised": float(self.nll_normalised.mean())}
+
+
+@torch.no_grad()
+def split_likelihood(model: SketchRNN, split: SketchSplit, batch_size: int | None = None) -> Likelihood:
+    """Every sketch's NLL under `model` (z = μ for a conditional model), in data and normalised units."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    lls, points = [], []
+    for batch in split.batches(batch_size or model.hps.batch_size, drop_last=False):
+        lls.append(model.log_likelihood(torch.from_numpy(batch.inputs).to(device), batch.lengths).cpu().double())
+        points.append(torch.from_numpy(batch.lengths).double())
+    model.train(was_training)
+    if not lls:
+        raise ValueError("the split has no sketches to evaluate")
+    ll, n = torch.cat(lls), torch.cat(points)
+    nll_normalised = -ll
+    return Likelihood(-model.in_data_units(ll, n).numpy(), n.numpy(), nll_normalised.numpy())
+
+
 def evaluate_run_split(model: SketchRNN, split: SketchSplit, seed: int) -> EvalResult:
     """A run's evaluation of a split: KL weight `kl_weight_start` (the reference's eval model never
     updates its own) and the run's fixed validation noise stream."""
