@@ -82,7 +82,6 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     data = teacher_samples(teacher, args.k, args.seed, work / f"{teacher_file.stem}-k{args.k}-s{args.seed}.npz")
     test = read_splits([data])["test"]
-    test = [np.asarray(s, dtype=np.float32) for s in test]
     limit = nll(teacher, test)
     print(f"teacher {teacher_file.name}: NLL {limit.mean():.2f} ± {limit.std(ddof=1) / math.sqrt(len(limit)):.2f} "
           f"nats per sketch on {len(test)} test samples (the limit)")

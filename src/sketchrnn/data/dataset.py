@@ -82,16 +82,22 @@ class SketchSplit:
             s = augment_strokes(s, self.augment_stroke_prob, rng)
         return s
 
-    def batch_from_indices(self, indices: Sequence[int]) -> Batch:
-        """Augment the sketches at `indices` (fresh draws each call) and pad them into a batch."""
-        sketches = [self.augmented(int(i)) for i in indices]
+    def batch_from_indices(self, indices: Sequence[int],
+                           rngs: Sequence[np.random.RandomState] | None = None) -> Batch:
+        """Augment the sketches at `indices` (fresh draws each call: from the split's generator, or
+        sketch k's from `rngs[k]`) and pad them into a batch."""
+        sketches = [self.augmented(int(i), None if rngs is None else rngs[k]) for k, i in enumerate(indices)]
         lengths = np.array([len(s) for s in sketches], dtype=np.int64)
         return Batch(pad_batch(sketches, self.max_seq_len), lengths)
 
-    def random_batch(self, batch_size: int) -> Batch:
-        """A random batch of `batch_size` sketches (see `sample_indices`)."""
+    def check_batch_size(self, batch_size: int) -> None:
+        """ValueError when a random batch of `batch_size` cannot be drawn from this split."""
         if batch_size > len(self):
             raise ValueError(f"batch_size={batch_size} is larger than the split ({len(self)} sketches)")
+
+    def random_batch(self, batch_size: int) -> Batch:
+        """A random batch of `batch_size` sketches (see `sample_indices`)."""
+        self.check_batch_size(batch_size)
         return self.batch_from_indices(self.sample_indices(batch_size))
 
     def batch_at(self, seed: int, step: int, batch_size: int, positions: Sequence[int]) -> Batch:
@@ -99,12 +105,10 @@ class SketchSplit:
         form the batch and how each is augmented are functions of (seed, step, position) alone:
         processes that each take a share of the positions together make the batch one process would
         (see `sketchrnn.train.parallel`). Reads only the chosen sketches."""
-        if batch_size > len(self):
-            raise ValueError(f"batch_size={batch_size} is larger than the split ({len(self)} sketches)")
+        self.check_batch_size(batch_size)
         indices = self.sample_indices(batch_size, np.random.RandomState([seed, step]))
-        sketches = [self.augmented(int(indices[p]), np.random.RandomState([seed, step, p + 1])) for p in positions]
-        lengths = np.array([len(s) for s in sketches], dtype=np.int64)
-        return Batch(pad_batch(sketches, self.max_seq_len), lengths)
+        return self.batch_from_indices([indices[p] for p in positions],
+                                       [np.random.RandomState([seed, step, p + 1]) for p in positions])
 
     def num_batches(self, batch_size: int, drop_last: bool = True) -> int:
         """Number of evaluation batches of `batch_size`."""

@@ -10,9 +10,10 @@ Every cell splits its work in two so the time loop can be fast:
 outside the recurrence (`Projection`); ``step(xw_t, state, mask)`` does the rest of one step, the
 reference maths. Each cell owns its time loop: ``sequence`` runs it over a whole sequence (the base
 class runs ``step`` at every step under autograd; the three cells here run their fast loop from
-`fast/`), ``inference_step`` is the sampler's step. A subclass that changes ``step`` or ``output``
-gets the plain loop, so it always runs its own maths. State is a tuple inside the loop and a flat
-tensor outside it, packed as the reference packs it (``pack_state`` / ``split_state``).
+`fast/`), ``inference_step`` is the sampler's step. A subclass that changes ``step``, ``output``
+or ``cell_update`` gets the plain loop, so it always runs its own maths. State is a tuple inside
+the loop and a flat tensor outside it, packed as the reference packs it (``pack_state`` /
+``split_state``).
 
 To add a cell: a subclass of `RecurrentCell` with ``step``, ``output`` and ``tf_variables``, and a
 name in the table of cells, `hparams.CELLS`; for speed, a fast loop in `fast/` called from its ``sequence``.

@@ -33,14 +33,15 @@ class RowDraws:
 
     def rand(self, shape: tuple[int, ...], batch_dim: int, device=None) -> Tensor:
         """Uniform [0, 1) draws of `shape`, row k of dimension `batch_dim` from row k's generator."""
-        row = shape[:batch_dim] + shape[batch_dim + 1 :]
-        return torch.stack([torch.rand(row, generator=g) for g in self.generators], dim=batch_dim).to(device)
+        return self._rows(torch.rand, shape, batch_dim, device)
 
     def randn(self, shape: tuple[int, ...], batch_dim: int, device=None, dtype=None) -> Tensor:
         """Standard normal draws of `shape`, as `rand`."""
+        return self._rows(torch.randn, shape, batch_dim, device, dtype=dtype)
+
+    def _rows(self, draw, shape: tuple[int, ...], batch_dim: int, device, **kwargs) -> Tensor:
         row = shape[:batch_dim] + shape[batch_dim + 1 :]
-        return torch.stack([torch.randn(row, generator=g, dtype=dtype) for g in self.generators],
-                           dim=batch_dim).to(device)
+        return torch.stack([draw(row, generator=g, **kwargs) for g in self.generators], dim=batch_dim).to(device)
 
 
 def dropout_masks(shape: tuple[int, ...], keep_prob: float, device=None, dtype=None, draws: RowDraws | None = None,

@@ -30,7 +30,6 @@ from .mixture import (
 from .recurrence import Projection, RowDraws, dropout_masks, last_outputs, projection, reverse_padded, run_cell, run_cells_side_by_side
 
 
-
 @dataclass
 class Loss:
     """The training objective and its parts (scalar tensors; ``cost = r_cost + kl_weight · kl_cost``)."""

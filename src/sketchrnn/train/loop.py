@@ -348,6 +348,7 @@ class TrainingRun:
              started: float, parallel: Parallel | None) -> TrainingRun:
         """Read the data, then build a new run (writing run.json) or load the resumed one's last checkpoint."""
         hps, description = plan.hps, plan.description
+        main = parallel is None or parallel.main  # this process writes the run's files
         data = load_dataset(plan.data_paths, max_seq_len=plan.max_seq_len, random_scale_factor=hps.random_scale_factor,
                             augment_stroke_prob=hps.augment_stroke_prob, seed=plan.seed)
         # num_steps records the run's total, so that --resume without --steps goes on to it
@@ -358,7 +359,7 @@ class TrainingRun:
                 raise TrainingError(f"{run_dir}: the data changed since the run started (scale factor "
                                     f"{data.scale_factor:g}, recorded {description['scale_factor']:g})")
             model, state = ckpt.load_trainer_state(run_dir)
-            if description["hparams"].get("num_steps") != plan.total_steps and (parallel is None or parallel.main):
+            if description["hparams"].get("num_steps") != plan.total_steps and main:
                 ckpt.write_run(run_dir, {**description, "hparams": {**description["hparams"],
                                                                     "num_steps": plan.total_steps}})
         else:
@@ -370,7 +371,7 @@ class TrainingRun:
             else:
                 model = SketchRNN(hps, scale_factor=data.scale_factor)
                 state = ckpt.TrainerState()
-            if parallel is None or parallel.main:  # once the model is built: its settings are sound
+            if main:  # once the model is built: its settings are sound
                 run_dir.mkdir(parents=True, exist_ok=True)
                 ckpt.write_run(run_dir, _describe(hps, plan.data_paths, data, plan.seed, plan.max_seq_len is not None,
                                                   plan.batch_draws))
@@ -384,7 +385,6 @@ class TrainingRun:
                 torch.cuda.set_rng_state(state.cuda_rng, device)
             for name, value in state.numpy_rng.items():
                 data.split(name).rng.set_state(ckpt.numpy_state_from_json(value))
-        main = parallel is None or parallel.main
         return cls(run_dir, hps, plan.seed, data, model, optimizer, state, device, MetricsLog(run_dir, main), started,
                    WorkBuffers(), parallel, parallel.wrap(model) if parallel is not None else None)
 

@@ -75,6 +75,11 @@ class Parallel:
         return cls(0, 1, device, False)
 
     @property
+    def shared(self) -> bool:
+        """Whether other processes take part (a group of more than one)."""
+        return self.group and self.world > 1
+
+    @property
     def main(self) -> bool:
         """Whether this process writes the run's files (rank 0)."""
         return self.rank == 0
@@ -93,16 +98,12 @@ class Parallel:
 
     def mean(self, t: Tensor) -> Tensor:
         """The mean of `t` over all processes (each holds the mean over its equal share)."""
-        if not self.group or self.world == 1:
-            return t
-        t = t.clone()
-        dist.all_reduce(t)
-        return t / self.world
+        return self.total(t) / self.world if self.shared else t
 
     def total(self, t: Tensor) -> Tensor:
         """The sum of `t` over all processes (the step's figures, and how many had a non-finite loss or
         gradient: one NaN skips the step everywhere)."""
-        if not self.group or self.world == 1:
+        if not self.shared:
             return t
         t = t.clone()
         dist.all_reduce(t)
@@ -110,14 +111,14 @@ class Parallel:
 
     def agree(self, *flags: bool) -> tuple[bool, ...]:
         """Rank 0's values of `flags` on every process (whether to stop now, so that all stop together)."""
-        if not self.group or self.world == 1:
+        if not self.shared:
             return flags
         values = torch.tensor([float(f) for f in flags], device=self.device)
         dist.broadcast(values, src=0)
         return tuple(bool(v) for v in values.tolist())
 
     def barrier(self) -> None:
-        if self.group and self.world > 1:
+        if self.shared:
             dist.barrier()
 
     def wrap(self, model: SketchRNN) -> nn.Module:
