@@ -53,6 +53,36 @@ def test_float32_kernels_are_as_exact_as_torch_ops(monkeypatch, cell_class) -> N
     assert err["kernels"] <= max(1e-5, 2 * err["torch"]), err
 
 
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_fused_draw_is_mixture_draw(dtype) -> None:
+    """The sampler's fused draw against `mixture.draw` (PyTorch's operations) on the same raw outputs
+    and random numbers: the same component and pen state in every row (greedy rows, τ = 0, first
+    points that may not end), the same offsets to the dtype's rounding."""
+    from sketchrnn.model.fast.backends import TORCH_OPS
+
+    torch.manual_seed(0)
+    rows, m = 600, 20
+    y = (2 * torch.randn(rows, 6 * m + 3)).to(dtype)
+    tau = (1.5 * torch.rand(rows)).to(dtype)
+    tau[:40] = 0
+    greedy = (torch.rand(rows) < 0.2) | (tau == 0)
+    first = torch.rand(rows) < 0.5
+    u, e = torch.rand(2, rows, dtype=dtype), torch.randn(2, rows, dtype=dtype)
+    fused = kernels.fused_for(y, 1.0, 1e-3)
+    assert fused is not None, "the fused kernels did not build"
+    for barred in (first, None):
+        x, pen = fused.draw_points(y, m, tau, greedy, barred, u, e)
+        want_x, want_pen = TORCH_OPS.draw_points(y, m, tau, greedy, barred, u, e)
+        assert torch.equal(pen, want_pen)
+        assert torch.equal(x[:, 2:], want_x[:, 2:])  # the one-hot pen columns
+        scale = want_x[:, :2].abs().clamp(min=1)
+        assert ((x[:, :2] - want_x[:, :2]).abs() / scale).max() < (1e-12 if dtype == torch.float64 else 1e-5)
+        if barred is not None:
+            assert not (pen[first] == 2).any()  # a first point never ends the sketch
+        free = greedy if barred is None else greedy & ~first
+        assert len(set(pen.tolist())) == 3 and (pen[free] == y[free, :3].argmax(-1)).all()
+
 def test_nan_propagates() -> None:
     """A NaN pre-activation gives NaN outputs (the training loop detects non-finite losses)."""
     cell = LayerNormLSTMCell(3, 16)

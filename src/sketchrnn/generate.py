@@ -22,7 +22,7 @@ from torch import Tensor
 
 from . import cpu
 from .data.strokes import STROKE_DIM, pad_batch
-from .model.mixture import split_output
+from .model.fast.backends import backend_for
 
 if TYPE_CHECKING:  # the model calls this module for its sampling methods: no import back at run time
     from .model import SketchRNN
@@ -81,44 +81,22 @@ def point_noise(n: int, gen: torch.Generator | None, device=None, dtype=None) ->
             torch.randn(2, n, generator=gen, device=device, dtype=dtype))
 
 
-def _pick(logits: Tensor, tau: Tensor, greedy: Tensor, u: Tensor) -> Tensor:
-    """Index drawn from softmax(logits / τ) by inverting its CDF at `u` (argmax where greedy), per row."""
-    probs = torch.softmax(logits / torch.where(greedy, 1.0, tau)[:, None], dim=-1)
-    drawn = (probs.cumsum(-1) < u[:, None]).sum(-1).clamp(max=logits.shape[-1] - 1)
-    return torch.where(greedy, logits.argmax(-1), drawn)
-
-
-def draw_points(mix, temperature: float | Tensor, greedy: bool | Tensor, noise: tuple[Tensor, Tensor],
-                first: bool | Tensor = False) -> tuple[Tensor, Tensor, Tensor]:
-    """One point per row of a mixture (normalised units): (dx, dy, pen), pen 0/1/2 = down/up/end.
+def draw_points(y: Tensor, num_mixture: int, temperature: float | Tensor, greedy: bool | Tensor,
+                noise: tuple[Tensor, Tensor], first: bool | Tensor = False) -> tuple[Tensor, Tensor]:
+    """One point per row of the decoder's raw output `y [rows, 6M+3]` (normalised units): (x, pen),
+    x the stroke-5 rows (dx, dy, p1, p2, p3) of the drawn points, which are also the decoder's next
+    inputs, and pen their state 0/1/2 = down/up/end.
 
     `temperature`, `greedy` and `first` (the sketch's first point, which cannot end the sketch)
     may be one value or one per row; τ = 0 is greedy. `noise` is `point_noise` for the rows.
     """
-    logits = mix.pi_logits
-    a, device, dtype = len(logits), logits.device, logits.dtype
+    a, device, dtype = len(y), y.device, y.dtype
     tau = torch.as_tensor(temperature, device=device, dtype=dtype).expand(a)
     greedy = (torch.as_tensor(greedy, device=device) | (tau == 0)).expand(a)
-    u, e = noise
-    k = _pick(logits, tau, greedy, u[0])  # mixture component j ~ Π(τ)
-    pen_logits = mix.pen_logits.masked_fill(  # at least one point: no end-of-sketch before the first move
-        torch.as_tensor(first, device=device).expand(a)[:, None] & (torch.arange(3, device=device) == 2), -float("inf"))
-    pen = _pick(pen_logits, tau, greedy, u[1])  # pen state ~ q(τ)
-    rows = torch.arange(a, device=device)
-    mu1, mu2 = mix.mu1[rows, k], mix.mu2[rows, k]
-    spread = torch.where(greedy, 0.0, tau)  # σ τ; the mean itself when greedy
-    s1, s2, rho = mix.sigma1[rows, k] * spread, mix.sigma2[rows, k] * spread, mix.rho[rows, k]
-    dx = mu1 + s1 * e[0]
-    dy = mu2 + s2 * (rho * e[0] + torch.sqrt(1 - rho * rho) * e[1])  # the bivariate normal N(μ, Σ τ²)
-    return dx, dy, pen
-
-
-def point_inputs(dx: Tensor, dy: Tensor, pen: Tensor) -> Tensor:
-    """The decoder's next inputs, stroke-5 rows (dx, dy, p1, p2, p3), for drawn points."""
-    x = torch.zeros(len(dx), STROKE_DIM, device=dx.device, dtype=dx.dtype)
-    x[:, 0], x[:, 1] = dx, dy
-    x[torch.arange(len(dx), device=dx.device), 2 + pen] = 1
-    return x
+    first_rows = None
+    if not (isinstance(first, bool) and not first):
+        first_rows = torch.as_tensor(first, device=device).expand(a)
+    return backend_for(y).draw_points(y, num_mixture, tau, greedy, first_rows, *noise)
 
 
 def decoder_step(model: SketchRNN, state, constant: Tensor, x: Tensor):
@@ -138,11 +116,11 @@ def _draw_sketches(model: SketchRNN, start: Start, temperature: float, greedy: b
     lengths = torch.full((n,), max_len, dtype=torch.long)
     active = torch.arange(n, device=device)
     for t in range(max_len):
-        mix = split_output(model.output(model.dec_cell.output(state)), model.hps.num_mixture)
-        dx, dy, pen = draw_points(mix, temperature, greedy, point_noise(len(active), gen, device, dtype), first=t == 0)
-        out[t, active, 0], out[t, active, 1] = dx, dy
-        out[t, active, 2] = (pen == 1).to(dtype)
-        x = point_inputs(dx, dy, pen)
+        y = model.output(model.dec_cell.output(state))
+        x, pen = draw_points(y, model.hps.num_mixture, temperature, greedy, point_noise(len(active), gen, device, dtype),
+                             first=t == 0)
+        out[t, active, 0:2] = x[:, 0:2]
+        out[t, active, 2] = x[:, 3]  # p2: the pen lifts after the point
         done = pen == 2
         if bool(done.any()):  # finished sketches leave the batch
             lengths[active[done].cpu()] = t

@@ -1,4 +1,5 @@
-// Fused element-wise work of one time step of the recurrent cells, forwards and backwards.
+// Fused element-wise work of one time step of the recurrent cells, forwards and backwards, and the
+// sampler's draw of one point per row.
 //
 // The fast path (fast.py) does each step's matrix multiplies with PyTorch; what remains of a step
 // (layer norms, gate activations, the cell update, recurrent dropout, the hyper network's scaling,
@@ -394,6 +395,65 @@ void hyper_gates_backward(int64_t rows, int64_t n, const T* ds, const T* ab, con
   });
 }
 
+// ---- sampling: one point per row from the decoder's raw output (generate.draw_points) ------------
+//
+// y [rows, 3 + 6M]: the pen logits, then M each of π logits, μx, μy, log σx, log σy and ρ before its
+// tanh (mixture.py's layout). Per row: the component k = F⁻¹(u0) of softmax(π / τ) (the number of
+// cumulative probabilities below u0, at most M − 1), the pen state the same way at u1 with the end of
+// sketch barred where `first` is set, the argmax of each where `greedy`; then
+// (dx, dy) = (μx + σx τ e0, μy + σy τ (ρ e0 + √(1 − ρ²) e1)) for component k (τ → 0 when greedy).
+// The maths of mixture.draw, the reference the tests hold this to; library exp and tanh, not the
+// training loops' polynomials: a few dozen per row, and the draw should be the reference's.
+template <typename T>  // p: room for m values (the probabilities, as scratch)
+int64_t pick(const T* logits, int64_t m, int64_t allowed, T tau, bool greedy, T u, T* p) {
+  int64_t best = 0;
+  for (int64_t j = 1; j < allowed; ++j) best = logits[j] > logits[best] ? j : best;  // first maximum
+  if (greedy) return best;
+  const T top = logits[best] / tau;
+  T total = 0;
+  for (int64_t j = 0; j < allowed; ++j) total += p[j] = std::exp(logits[j] / tau - top);
+  T cdf = 0;
+  int64_t below = 0;
+  for (int64_t j = 0; j < m; ++j) {  // a barred entry adds nothing to the cdf, as torch's −inf does
+    cdf += j < allowed ? p[j] / total : T(0);
+    below += cdf < u;
+  }
+  return std::min(below, m - 1);
+}
+
+template <typename T>
+void draw_points_rows(int64_t r0, int64_t r1, int64_t m, const T* y, int64_t ld_y, const T* tau,
+                      const uint8_t* greedy, const uint8_t* first, const T* u, int64_t ld_u, const T* e,
+                      int64_t ld_e, T* x, int64_t* pen) {
+  std::vector<T> p(std::max<int64_t>(m, 3));
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* yr = y + r * ld_y;
+    const bool g = greedy[r] != 0 || tau[r] == T(0);
+    const T t = g ? T(1) : tau[r];
+    const int64_t k = pick(yr + 3, m, m, t, g, u[r], p.data());                        // j ~ Π(τ)
+    const int64_t q = pick(yr, 3, first != nullptr && first[r] ? 2 : 3, t, g, u[ld_u + r], p.data());  // pen ~ q(τ)
+    const T spread = g ? T(0) : tau[r];
+    const T s1 = std::exp(yr[3 + 3 * m + k]) * spread, s2 = std::exp(yr[3 + 4 * m + k]) * spread;
+    const T rho = std::tanh(yr[3 + 5 * m + k]);
+    const T e0 = e[r], e1 = e[ld_e + r];
+    T* xr = x + r * 5;
+    xr[0] = yr[3 + m + k] + s1 * e0;
+    xr[1] = yr[3 + 2 * m + k] + s2 * (rho * e0 + std::sqrt(T(1) - rho * rho) * e1);  // N(μ, Σ τ²)
+    xr[2] = xr[3] = xr[4] = T(0);
+    xr[2 + q] = T(1);  // the next input: (dx, dy, p1, p2, p3)
+    pen[r] = q;
+  }
+}
+
+template <typename T>
+void draw_points(int64_t rows, int64_t m, const T* y, int64_t ld_y, const T* tau, const uint8_t* greedy,
+                 const uint8_t* first, const T* u, int64_t ld_u, const T* e, int64_t ld_e, T* x, int64_t* pen,
+                 int64_t threads) {
+  for_rows(rows, threads, [&](int64_t r0, int64_t r1, int64_t) {
+    draw_points_rows(r0, r1, m, y, ld_y, tau, greedy, first, u, ld_u, e, ld_e, x, pen);
+  });
+}
+
 }  // namespace
 
 // ---- C entry points: <name>_f32 and <name>_f64 ---------------------------------------------------
@@ -419,6 +479,9 @@ void hyper_gates_backward(int64_t rows, int64_t n, const T* ds, const T* ab, con
 #define HYPER_FWD_PARAMS(T)                                                                                   \
   (int64_t rows, int64_t n, const T* ab, const T* bias, const T* xw, int64_t ld_xw, const T* hw, int64_t ld_hw, \
    T* s, int64_t threads)
+#define DRAW_PARAMS(T)                                                                                     \
+  (int64_t rows, int64_t m, const T* y, int64_t ld_y, const T* tau, const uint8_t* greedy, const uint8_t* first, \
+   const T* u, int64_t ld_u, const T* e, int64_t ld_e, T* x, int64_t* pen, int64_t threads)
 #define HYPER_BWD_PARAMS(T)                                                                                       \
   (int64_t rows, int64_t n, const T* ds, const T* ab, const T* xw, int64_t ld_xw, T* hw, int64_t ld_hw, T* d_ab, \
    T* d_xw, int64_t ld_dxw, T* d_hw, int64_t ld_dhw, T* d_bias, int64_t threads)
@@ -434,3 +497,4 @@ SK_BOTH(ln_backward, LN_BWD_PARAMS,
 SK_BOTH(hyper_gates_forward, HYPER_FWD_PARAMS, (rows, n, ab, bias, xw, ld_xw, hw, ld_hw, s, threads))
 SK_BOTH(hyper_gates_backward, HYPER_BWD_PARAMS,
         (rows, n, ds, ab, xw, ld_xw, hw, ld_hw, d_ab, d_xw, ld_dxw, d_hw, ld_dhw, d_bias, threads))
+SK_BOTH(draw_points, DRAW_PARAMS, (rows, m, y, ld_y, tau, greedy, first, u, ld_u, e, ld_e, x, pen, threads))

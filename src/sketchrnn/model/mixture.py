@@ -53,6 +53,37 @@ def split_output(y: Tensor, num_mixture: int) -> Mixture:
     )
 
 
+
+def _pick(logits: Tensor, tau: Tensor, greedy: Tensor, u: Tensor) -> Tensor:
+    """Index drawn from softmax(logits / τ) by inverting its CDF at `u` (argmax where greedy), per row."""
+    probs = torch.softmax(logits / torch.where(greedy, 1.0, tau)[:, None], dim=-1)
+    drawn = (probs.cumsum(-1) < u[:, None]).sum(-1).clamp(max=logits.shape[-1] - 1)
+    return torch.where(greedy, logits.argmax(-1), drawn)
+
+
+def draw(mix: Mixture, tau: Tensor, greedy: Tensor, first: Tensor | None, u: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
+    """One point per row at temperature τ: (x, pen), x the stroke-5 rows (dx, dy, p1, p2, p3) of the
+    drawn points and pen their state 0/1/2 (down/up/end).
+
+    Per row: `tau`, `greedy` (the most likely component and pen state and the mean; set it where
+    τ = 0) and `first` (no end of sketch: the sketch's first point; None: nowhere). `u` [2, rows]
+    uniforms (component, pen) and `e` [2, rows] standard normals (the offset).
+    """
+    rows = torch.arange(len(tau), device=tau.device)
+    k = _pick(mix.pi_logits, tau, greedy, u[0])  # component j ~ Π(τ) = softmax(π̂ / τ)
+    pen_logits = mix.pen_logits
+    if first is not None:
+        pen_logits = pen_logits.masked_fill(first[:, None] & (torch.arange(3, device=tau.device) == 2), -float("inf"))
+    pen = _pick(pen_logits, tau, greedy, u[1])  # pen state ~ q(τ) = softmax(q̂ / τ)
+    spread = torch.where(greedy, 0.0, tau)  # σ τ; the mean itself when greedy
+    mu1, mu2 = mix.mu1[rows, k], mix.mu2[rows, k]
+    s1, s2, rho = mix.sigma1[rows, k] * spread, mix.sigma2[rows, k] * spread, mix.rho[rows, k]
+    x = torch.zeros(len(tau), 5, device=tau.device, dtype=mu1.dtype)
+    x[:, 0] = mu1 + s1 * e[0]
+    x[:, 1] = mu2 + s2 * (rho * e[0] + torch.sqrt(1 - rho * rho) * e[1])  # the bivariate normal N(μ, Σ τ²)
+    x[rows, 2 + pen] = 1
+    return x, pen
+
 def bivariate_normal(x1: Tensor, x2: Tensor, mix: Mixture) -> Tensor:
     """N(x1, x2 | μ, σ, ρ) for every component, in probability space (Graves 2013, eq. 24-25)."""
     n1 = x1.unsqueeze(-1) - mix.mu1

@@ -30,7 +30,6 @@ import torch
 
 from .. import generate
 from ..model import SketchRNN
-from ..model.mixture import split_output
 
 
 class Busy(RuntimeError):
@@ -257,11 +256,11 @@ class ModelWorker:
             self.settings = (torch.tensor(np.repeat([job.temperature for job in jobs], sizes), device=device, dtype=dtype),
                              torch.tensor(np.repeat([job.greedy for job in jobs], sizes), device=device))
         first = [job.step == 0 for job in jobs]
-        mix = split_output(model.output(model.dec_cell.output(state)), model.hps.num_mixture)
-        dx, dy, pen = generate.draw_points(
-            mix, *self.settings, (torch.cat([u for u, _ in noise], 1), torch.cat([e for _, e in noise], 1)),
+        x, pen = generate.draw_points(
+            model.output(model.dec_cell.output(state)), model.hps.num_mixture, *self.settings,
+            (torch.cat([u for u, _ in noise], 1), torch.cat([e for _, e in noise], 1)),
             first=torch.tensor(np.repeat(first, sizes), device=device) if any(first) else False)
-        drawn = torch.stack([dx, dy, pen.to(dx.dtype)], 1).cpu().numpy()  # [rows, 3]: dx, dy, pen state
+        drawn = torch.cat([x[:, 0:2], pen[:, None].to(x.dtype)], 1).cpu().numpy()  # [rows, 3]: dx, dy, pen state
         # every row's point into its sketch's slot at once; a row that draws the end adds no point
         alive = drawn[:, 2] != 2
         slots = self.slots[alive]
@@ -297,7 +296,6 @@ class ModelWorker:
             self.jobs = still
         if not still:
             return None, None, None
-        x = generate.point_inputs(dx, dy, pen)
         if alive.all():  # no row left the batch (most steps)
             return state, constant, x
         self.settings = None

@@ -1,10 +1,12 @@
-"""The element-wise work of the fast loops' steps, behind one interface, chosen once per tensor kind.
+"""The element-wise work of the fast loops' steps and of the sampler's draw, behind one interface,
+chosen once per tensor kind.
 
 A time step is a few matrix multiplies (PyTorch's) and some forty element-wise operations. These
 run either as one fused C++ pass per row (`kernels.FusedKernels`, CPU float32/float64) or as the
 PyTorch operations written here (`TorchOps`: any device, the reference the kernels are held to);
 `backend_for` is the one place that chooses. A CUDA backend would be a third class with the same
-methods. Every method works in place on the buffers it is given, as the tapes lay them out.
+methods. Every step method works in place on the buffers it is given, as the tapes lay them out;
+the draw returns the points it drew.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels
+from ..mixture import draw, split_output
 
 FORGET_BIAS = 1.0
 LN_EPSILON = 1e-3
@@ -36,6 +39,8 @@ class ElementWise(Protocol):
     def hyper_gates(self, ab: Tensor, bias: Tensor, x_t: Tensor, hw: Tensor, s: Tensor) -> None: ...
     def hyper_gates_backward(self, ds: Tensor, ab: Tensor, x_t: Tensor, hw: Tensor, d_ab: Tensor, d_xw: Tensor,
                              d_hw: Tensor, d_bias: Tensor) -> None: ...
+    def draw_points(self, y: Tensor, num_mixture: int, tau: Tensor, greedy: Tensor, first: Tensor | None,
+                    u: Tensor, e: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
 def backend_for(x: Tensor) -> ElementWise:
@@ -176,6 +181,11 @@ class TorchOps:
         torch.mul(d_gates, ab[:4], out=gate_blocks(d_xw[:, : 4 * n], n))  # ∂(x W_xh) = ∂s α_x
         torch.mul(d_gates, ab[4:8], out=gate_blocks(d_hw[:, : 4 * n], n))  # ∂(h W_hh) = ∂s α_h
         hw.copy_(d_hw[:, : 4 * n])
+
+    def draw_points(self, y, num_mixture, tau, greedy, first, u, e) -> tuple[Tensor, Tensor]:
+        """One point per row of the raw decoder output `y [rows, 6M+3]`: (x, pen) as `mixture.draw`
+        gives them (its arguments, per row)."""
+        return draw(split_output(y, num_mixture), tau, greedy, first, u, e)
 
 
 TORCH_OPS = TorchOps()
