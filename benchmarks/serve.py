@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 from sketchrnn.data import read_ndjson
 from sketchrnn.data.convert import drawing_to_stroke3
@@ -58,24 +59,26 @@ class Client:
         host, port = url.removeprefix("http://").split(":")
         self.conn = http.client.HTTPConnection(host, int(port), timeout=120)
 
-    def complete(self, body: dict) -> float:
-        """Seconds for one /api/complete request, its answer read and parsed."""
+    def complete(self, body: dict) -> tuple[float, list[int]]:
+        """Seconds for one /api/complete request, its answer read and parsed, and its completions' lengths."""
         t0 = time.perf_counter()
         self.conn.request("POST", "/api/complete", json.dumps(body), {"Content-Type": "application/json"})
         resp = self.conn.getresponse()
         data = resp.read()
         if resp.status != 200:
             raise RuntimeError(f"{resp.status}: {data[:200]!r}")
-        json.loads(data)
-        return time.perf_counter() - t0
+        completions = json.loads(data)["completions"]
+        return time.perf_counter() - t0, [len(c) for c in completions]
 
     def close(self) -> None:
         self.conn.close()
 
 
-def concurrent(url: str, body: dict, clients: int, rounds: int) -> tuple[list[float], float]:
-    """`clients` threads, each sending `rounds` requests back to back: latencies and wall time."""
+def concurrent(url: str, body: dict, clients: int, rounds: int) -> tuple[list[float], float, list[list[int]]]:
+    """`clients` threads, each sending `rounds` requests back to back: latencies, wall time and the
+    lengths of each round's completions (all clients')."""
     latencies: list[float] = []
+    lengths: list[list[int]] = [[] for _ in range(rounds)]
     lock = threading.Lock()
     connections = [Client(url) for _ in range(clients)]
     start = threading.Barrier(clients + 1)
@@ -83,9 +86,10 @@ def concurrent(url: str, body: dict, clients: int, rounds: int) -> tuple[list[fl
     def client_loop(k: int) -> None:
         start.wait()
         for r in range(rounds):
-            t = connections[k].complete({**body, "seed": k * 1000 + r})
+            t, drawn = connections[k].complete({**body, "seed": k * 1000 + r})
             with lock:
                 latencies.append(t)
+                lengths[r] += drawn
 
     threads = [threading.Thread(target=client_loop, args=(k,)) for k in range(clients)]
     for t in threads:
@@ -99,7 +103,7 @@ def concurrent(url: str, body: dict, clients: int, rounds: int) -> tuple[list[fl
         c.close()
     if len(latencies) != clients * rounds:
         raise RuntimeError("a client failed (its error is printed above)")
-    return latencies, wall
+    return latencies, wall, lengths
 
 
 def first_points(url: str, body: dict, repeats: int = 5) -> float:
@@ -114,6 +118,35 @@ def first_points(url: str, body: dict, repeats: int = 5) -> float:
                         times.append(time.perf_counter() - t0)
                         break
     return statistics.median(times)
+
+
+def matmul_floor(model: str, lengths: list[list[int]], prefix: int) -> float:
+    """Seconds that the decoder's recurrent matrix products alone take for rounds of completions of
+    these lengths, served together: at each step one [rows alive, n] × [n, 4n] product (timed here,
+    with the server's thread count, while the server is idle), from the priming of `prefix` points
+    (one row per request) to the last point. A lower bound for serving those requests at once."""
+    import torch
+
+    import sketchrnn
+
+    w = sketchrnn.load(model).dec_cell.W_hh.detach()
+    counts = sorted({r for round_ in lengths for r in range(1, len(round_) + 1)} | {len(lengths[0]) // 9})
+    cost = {}
+    with torch.inference_mode():
+        for rows in counts:
+            h, b = torch.randn(rows, w.shape[0]), torch.randn(rows, w.shape[1])
+            for _ in range(5):
+                torch.addmm(b, h, w)
+            t0 = time.perf_counter()
+            for _ in range(20):
+                torch.addmm(b, h, w)
+            cost[rows] = (time.perf_counter() - t0) / 20
+    total = 0.0
+    for round_ in lengths:
+        total += prefix * cost[len(round_) // 9]
+        ends = np.asarray(round_)
+        total += sum(cost[int((ends > t).sum())] for t in range(int(ends.max())))
+    return total
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -142,8 +175,8 @@ def main() -> None:
         print(f"first streamed points, one client: {first_points(url, body) * 1e3:.0f} ms (target <= 100 ms)")
         for n in [int(c) for c in args.clients.split(",")]:
             # the same requests one at a time (one client, n × rounds requests), then n at once
-            serial, serial_wall = concurrent(url, body, 1, n * args.rounds)
-            lat, wall = concurrent(url, body, n, args.rounds)
+            serial, serial_wall, _ = concurrent(url, body, 1, n * args.rounds)
+            lat, wall, drawn = concurrent(url, body, n, args.rounds)
             q = statistics.quantiles(lat, n=20) if len(lat) > 1 else [lat[0]] * 19
             one = statistics.median(serial)
             print(f"N={n:>3}: p50 {statistics.median(lat) * 1e3:6.0f} ms, p95 {q[18] * 1e3:6.0f} ms, "
@@ -151,9 +184,13 @@ def main() -> None:
                   f"sketches/s ({serial_wall / wall:.2f}x less); {n} requests at once take "
                   f"{wall / args.rounds / one:.2f}x one request ({one * 1e3:.0f} ms)"
                   + (" (target <= 3x at N=16)" if n == 16 else ""))
+            if n == 16:
+                floor = matmul_floor(args.model, drawn, len(strokes)) / args.rounds
+                print(f"        the recurrent matrix products alone of those {n} requests take {floor * 1e3:.0f} ms: "
+                      f"{floor / one:.2f}x one whole request, the least any server on these cores could reach")
         concurrent(url, body, 1, 10)
         after_10 = peak_rss_mb(server.pid)
-        lat, _ = concurrent(url, body, 16, max(1, (args.requests - 10) // 16))
+        lat, _, _ = concurrent(url, body, 16, max(1, (args.requests - 10) // 16))
         after_many = peak_rss_mb(server.pid)
         print(f"peak memory: {after_10:.0f} MB after 10 requests, {after_many:.0f} MB after {10 + len(lat)} "
               f"({(after_many / after_10 - 1) * 100:+.1f}%, target within 10%)")
