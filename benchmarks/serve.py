@@ -6,8 +6,13 @@ sketches per second, against the same requests served one at a time in the same 
 to the first streamed points with one client; and the server's peak memory after 10 and after
 `--requests` requests. The server is `sketchrnn serve` in its own process on 127.0.0.1 (an ephemeral port).
 
+At N = 16 two bounds for comparison, timed in this process while the server is idle: the library
+drawing all 144 completions in one batch (what the 16 requests would cost as one request, with no
+server around them) and the decoder's recurrent matrix products alone for the completions served.
+
     python benchmarks/serve.py
     python benchmarks/serve.py --clients 1,16 --requests 300
+    python benchmarks/serve.py --device cuda
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -32,12 +38,12 @@ from sketchrnn.data.convert import drawing_to_stroke3
 SHEEP_NDJSON = Path(__file__).resolve().parents[2] / "shared" / "ndjson" / "simplified" / "sheep.ndjson"
 
 
-def start_server(model: str) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, device: str = "cpu") -> tuple[subprocess.Popen, str]:
     """`sketchrnn serve MODEL` in a process of its own (as for real users, apart from the clients)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "sketchrnn", "serve", model, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "sketchrnn", "serve", model, "--port", str(port), "--device", device],
                             stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -120,26 +126,26 @@ def first_points(url: str, body: dict, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def matmul_floor(model: str, lengths: list[list[int]], prefix: int) -> float:
+def matmul_floor(model, lengths: list[list[int]], prefix: int) -> float:
     """Seconds that the decoder's recurrent matrix products alone take for rounds of completions of
     these lengths, served together: at each step one [rows alive, n] × [n, 4n] product (timed here,
     with the server's thread count, while the server is idle), from the priming of `prefix` points
     (one row per request) to the last point. A lower bound for serving those requests at once."""
     import torch
 
-    import sketchrnn
-
-    w = sketchrnn.load(model).dec_cell.W_hh.detach()
+    w = model.dec_cell.W_hh.detach()
     counts = sorted({r for round_ in lengths for r in range(1, len(round_) + 1)} | {len(lengths[0]) // 9})
     cost = {}
     with torch.inference_mode():
         for rows in counts:
-            h, b = torch.randn(rows, w.shape[0]), torch.randn(rows, w.shape[1])
+            h, b = torch.randn(rows, w.shape[0], device=w.device), torch.randn(rows, w.shape[1], device=w.device)
             for _ in range(5):
                 torch.addmm(b, h, w)
+            sync(w.device)
             t0 = time.perf_counter()
             for _ in range(20):
                 torch.addmm(b, h, w)
+            sync(w.device)
             cost[rows] = (time.perf_counter() - t0) / 20
     total = 0.0
     for round_ in lengths:
@@ -147,6 +153,27 @@ def matmul_floor(model: str, lengths: list[list[int]], prefix: int) -> float:
         ends = np.asarray(round_)
         total += sum(cost[int((ends > t).sum())] for t in range(int(ends.max())))
     return total
+
+
+def one_batch(model, strokes: list, n: int, temperature: float, repeats: int = 3) -> float:
+    """Median seconds for the library to draw `n` completions of `strokes` in one batch, in this
+    process with the server's thread count while the server is idle: what serving n / 9 requests
+    would cost if they arrived as one request, with no server around them."""
+    model.complete(strokes, n=n, temperature=temperature, seed=0)  # warm-up
+    times = []
+    for seed in range(1, repeats + 1):
+        t0 = time.perf_counter()
+        model.complete(strokes, n=n, temperature=temperature, seed=seed)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def sync(device) -> None:
+    """Wait for the device's queued work (timings on a GPU)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -160,6 +187,7 @@ def peak_rss_mb(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="sheep")
+    parser.add_argument("--device", default="cpu", help="the server's --device (cpu, cuda, auto)")
     parser.add_argument("--clients", default="1,4,16,64")
     parser.add_argument("--rounds", type=int, default=2, help="requests per client per measurement")
     parser.add_argument("--requests", type=int, default=1000, help="requests served before the memory check")
@@ -168,7 +196,7 @@ def main() -> None:
     drawing = read_ndjson(SHEEP_NDJSON)[0]["drawing"]
     strokes = (drawing_to_stroke3(drawing)[:30] * [3, 3, 1]).tolist()  # the demos' pixel factor 3
     body = {"model": args.model, "strokes": strokes, "n": 9, "temperature": 0.5}
-    server, url = start_server(args.model)
+    server, url = start_server(args.model, args.device)
     try:
         concurrent(url, body, 1, 3)  # warm-up: kernels, allocator
         print(f"{args.model}: 9 completions of a 30-point real sheep per request, τ 0.5")
@@ -185,9 +213,18 @@ def main() -> None:
                   f"{wall / args.rounds / one:.2f}x one request ({one * 1e3:.0f} ms)"
                   + (" (target <= 3x at N=16)" if n == 16 else ""))
             if n == 16:
-                floor = matmul_floor(args.model, drawn, len(strokes)) / args.rounds
-                print(f"        the recurrent matrix products alone of those {n} requests take {floor * 1e3:.0f} ms: "
-                      f"{floor / one:.2f}x one whole request, the least any server on these cores could reach")
+                import torch
+
+                import sketchrnn
+                from sketchrnn.train.loop import resolve_device
+
+                torch.set_num_threads(os.cpu_count() or 1)  # the server's compute thread's count
+                model = sketchrnn.load(args.model).to(resolve_device(args.device)).eval()
+                floor = matmul_floor(model, drawn, len(strokes)) / args.rounds
+                batch = one_batch(model, strokes, n * body["n"], body["temperature"])
+                print(f"        the library drawing their {n * body['n']} completions in one batch, no server: "
+                      f"{batch * 1e3:.0f} ms = {batch / one:.2f}x one request served; the recurrent matrix products "
+                      f"alone: {floor * 1e3:.0f} ms = {floor / one:.2f}x")
         concurrent(url, body, 1, 10)
         after_10 = peak_rss_mb(server.pid)
         lat, _, _ = concurrent(url, body, 16, max(1, (args.requests - 10) // 16))

@@ -81,6 +81,7 @@ class CoupledGateLSTMCell(cell_class("lstm")):
         return c, torch.tanh(c) * torch.sigmoid(o)
 
 
+@pytest.mark.usefixtures("fixed_threads")  # its runs are compared bit for bit
 def test_a_new_cell_with_only_a_step_trains_resumes_and_samples_through_its_own_step(tmp_path, monkeypatch) -> None:
     """Registered in the table of cells and nowhere else, a subclass of the LSTM that changes only
     `step` runs its own maths everywhere (the plain loop in training, its step in sampling), never

@@ -92,7 +92,7 @@ def draw_points(y: Tensor, num_mixture: int, temperature: float | Tensor, greedy
     """
     a, device, dtype = len(y), y.device, y.dtype
     tau = torch.as_tensor(temperature, device=device, dtype=dtype).expand(a)
-    greedy = (torch.as_tensor(greedy, device=device) | (tau == 0)).expand(a)
+    greedy = torch.as_tensor(greedy, device=device).expand(a)  # each backend also takes τ = 0 as greedy
     first_rows = None
     if not (isinstance(first, bool) and not first):
         first_rows = torch.as_tensor(first, device=device).expand(a)

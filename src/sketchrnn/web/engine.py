@@ -20,6 +20,7 @@ reason `sketchrnn serve` keeps its main thread at one torch thread.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -268,8 +269,8 @@ class ModelWorker:
         self.store[slots, at, 0:2] = drawn[alive, 0:2]
         self.store[slots, at, 2] = drawn[alive, 2] == 1
         self.lengths[slots] += 1
-        starts = np.cumsum([0] + sizes[:-1])
-        left = np.add.reduceat(alive, starts)  # rows of each job still drawing
+        starts = [0, *itertools.accumulate(sizes[:-1])]
+        left = np.add.reduceat(alive, starts).tolist()  # rows of each job still drawing
         still, scale = [], model.scale_factor
         for job, rows, start, n_left, stop in zip(jobs, sizes, starts, left, stopped):
             mine = alive[start:start + rows]

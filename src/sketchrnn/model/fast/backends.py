@@ -184,8 +184,8 @@ class TorchOps:
 
     def draw_points(self, y, num_mixture, tau, greedy, first, u, e) -> tuple[Tensor, Tensor]:
         """One point per row of the raw decoder output `y [rows, 6M+3]`: (x, pen) as `mixture.draw`
-        gives them (its arguments, per row)."""
-        return draw(split_output(y, num_mixture), tau, greedy, first, u, e)
+        gives them (its arguments, per row; τ = 0 is greedy)."""
+        return draw(split_output(y, num_mixture), tau, greedy | (tau == 0), first, u, e)
 
 
 TORCH_OPS = TorchOps()
