@@ -217,7 +217,7 @@ def test_a_smaller_call_leaves_no_stale_outputs_of_its_own(run, tmp_path, capsys
     capsys.readouterr()
     assert main(["sample", str(run), "--n", "2", "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip()
-    assert len(line.splitlines()) == 1 and f"wrote 2 sketches" in line and str(out) in line, line
+    assert len(line.splitlines()) == 1 and "wrote 2 sketches" in line and str(out) in line, line
     assert "removed 16 files an earlier call left there" in line, line  # 4 × (svg, png, gif), 2 gifs, sweep pair
     assert sorted(p.name for p in out.iterdir()) == [
         "grid.png", "grid.svg", "notes.txt", "sample.npz",

@@ -8,7 +8,6 @@ one the library computed for point k+1.
 from __future__ import annotations
 
 import json
-import math
 from functools import lru_cache
 
 import numpy as np

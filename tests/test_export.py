@@ -379,24 +379,9 @@ def test_unwritable_paths_are_one_line_and_leave_nothing(tmp_path: Path, monkeyp
     assert listing(tmp_path) == before
 
 
-def test_tf_export_without_the_checkpoint_writer_is_one_line(tmp_path: Path, monkeypatch) -> None:
-    import sys
-
-    import sketchrnn.interop
-
-    monkeypatch.setitem(sys.modules, "sketchrnn.interop.tf_checkpoint", None)  # as before it exists
-    monkeypatch.delattr(sketchrnn.interop, "tf_checkpoint", raising=False)  # also where an earlier test imported it
-    with pytest.raises(ExportError, match=r"^tf export: not available yet$"):
-        export(_small(), tmp_path / "magenta")
-    assert not any(tmp_path.iterdir())
-
-
 def test_tf_export_hands_model_and_optimizer_state_to_the_checkpoint_writer(gen_run: Path, tmp_path: Path,
                                                                              monkeypatch) -> None:
-    import sys
-    import types
-
-    import sketchrnn.interop
+    import sketchrnn
 
     calls = []
 
@@ -405,10 +390,7 @@ def test_tf_export_hands_model_and_optimizer_state_to_the_checkpoint_writer(gen_
         Path(directory).mkdir()
         return directory
 
-    fake = types.ModuleType("sketchrnn.interop.tf_checkpoint")
-    fake.write_checkpoint = write_checkpoint
-    monkeypatch.setitem(sys.modules, "sketchrnn.interop.tf_checkpoint", fake)
-    monkeypatch.setattr(sketchrnn.interop, "tf_checkpoint", fake, raising=False)
+    monkeypatch.setattr("sketchrnn.interop.tf_write.write_checkpoint", write_checkpoint)
     result = export(gen_run, tmp_path / "magenta")
     model, directory, trainer = calls[-1]
     assert result.format == "tf" and result.path == directory == tmp_path / "magenta" and result.max_error is None

@@ -154,7 +154,6 @@ def test_init_from_continues_a_magenta_checkpoint_with_its_adam_state(tmp_path) 
 
 def test_export_tf_then_load_gives_the_model_back(tmp_path) -> None:
     import sketchrnn
-    from sketchrnn.cli import main
     from sketchrnn.interop import export
 
     hps = HParams(enc_rnn_size=8, dec_rnn_size=16, z_size=4, num_mixture=3, max_seq_len=10, dec_model="layer_norm")

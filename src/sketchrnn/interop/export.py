@@ -7,9 +7,8 @@ Formats, by the name of the target when none is given:
 - ``vae.json`` (``NAME.vae.json``): a conditional LSTM encoder and decoder, the 17 blobs that
   ``sketch_rnn.js`` reads (the current ``@magenta/sketch`` reads no VAE files);
 - ``tf`` (a folder, any other name): a magenta TensorFlow checkpoint folder, written by
-  ``sketchrnn.interop.tf_checkpoint.write_checkpoint(model, directory, trainer=None)`` with a run's
-  optimizer state where the exported checkpoint has one ("tf export: not available yet" while that
-  module is missing).
+  ``sketchrnn.interop.tf_write.write_checkpoint(model, directory, trainer=None)`` with a run's
+  optimizer state where the exported checkpoint has one.
 
 The JSON files are written by `write_gen_json` / `write_vae_json` (int16, ``round(w · 32767 / 10)``),
 but only for what the JavaScript libraries can run; anything else is refused with one line
@@ -207,18 +206,6 @@ def _read_back(model: "SketchRNN", path: Path, format: str) -> tuple[dict, float
     return written, worst, where, sum(int(stored[b].size) for b in blobs)
 
 
-def _tf_writer():
-    """The magenta TF checkpoint writer (`sketchrnn.interop.tf_checkpoint`), once it is there."""
-    try:
-        from . import tf_checkpoint
-    except ImportError:
-        tf_checkpoint = None
-    writer = getattr(tf_checkpoint, "write_checkpoint", None)
-    if writer is None:
-        raise ExportError("tf export: not available yet")
-    return writer
-
-
 def export(model: "SketchRNN | str | Path", path: str | Path, format: str | None = None,
            info: Mapping[str, Any] | None = None, which: str = "best") -> Exported:
     """Write `model` for another implementation: a ``.gen.json``, a ``.vae.json``, or a magenta TF folder.
@@ -274,11 +261,11 @@ def _run_trainer(source: Path, which: str):
 
 
 def _export_tf(model: "SketchRNN", path: Path, trainer) -> Exported:
-    writer = _tf_writer()
+    from . import tf_write
     if path.exists() and not path.is_dir():
         raise ExportError(f"{path}: is a file; a tf export is a folder")
     try:
-        written = writer(model, path, trainer=trainer)
+        written = tf_write.write_checkpoint(model, path, trainer=trainer)
     except OSError as exc:
         raise ExportError(f"{path}: cannot write there ({exc.strerror or exc})") from None
     count = sum(int(p.numel()) for p in model.parameters())

@@ -20,6 +20,9 @@ from ..model import SketchRNN
 from .magenta_tf import from_tf_variables
 from .tf_bundle import BundleError, read_bundle
 
+__all__ = ["checkpoint_prefix", "is_checkpoint_dir", "load_checkpoint", "read_checkpoint", "trainable_variables",
+           "write_checkpoint"]
+
 CONFIG, POINTER = "model_config.json", "checkpoint"
 SCALARS = ("Variable", "Variable_1", "beta1_power", "beta2_power", "global_step")
 
@@ -89,4 +92,4 @@ def load_checkpoint(folder: str | Path, scale_factor: float | None = None) -> Sk
     return model.eval()
 
 
-from .tf_write import write_checkpoint  # noqa: E402  (the writer `sketchrnn export --format tf` calls)
+from .tf_write import write_checkpoint  # noqa: E402  (the writer, beside the reader)
