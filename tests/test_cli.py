@@ -339,6 +339,10 @@ def test_info_of_an_official_model_and_a_run(run, capsys):
     total = sum(p.numel() for p in sketchrnn.load(run).parameters())
     assert re.search(rf"total\s+{total:,d}\b", out), out
     assert "encoder forward" in out
+    pointer = json.loads((run / "checkpoint.json").read_text())
+    valid = json.loads((run / pointer["best"] / "eval.json").read_text())["valid"]
+    assert f"training: {pointer['last_step']} steps" in out, out
+    assert f"best model: step {pointer['best_step']}: validation cost {valid['cost']:.4f}" in out, out
 
 
 # ---------------------------------------------------------------------------- errors: exit 2, one line
@@ -503,6 +507,37 @@ def test_complete_refuses_bad_strokes_in_one_line(tmp_path, capsys, content, mes
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(path) in err and message in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_complete_takes_a_dataset_sketch_from_the_test_split_unless_told(tmp_path, capsys):
+    from sketchrnn.data import save_npz
+
+    splits = {name: [s[:10] for s in sketches[:3]] for name, sketches in load_npz(SUBSET).items()}
+    path = tmp_path / "three.npz"
+    save_npz(path, {"valid": splits["valid"], "train": splits["train"], "test": splits["test"]})  # valid first
+    for split, expected in [(None, splits["test"][1]), ("train", splits["train"][1])]:
+        out = tmp_path / f"o_{split}"
+        extra = ["--split", split] if split else []
+        assert main(["complete", str(SHEEP), "--strokes", str(path), "--index", "1", *extra, "--n", "1",
+                     "--out", str(out)]) == 0
+        (given,) = load_npz(out / "complete.npz")["given"]
+        np.testing.assert_allclose(given, expected, atol=1e-3)
+    capsys.readouterr()
+    assert main(["complete", str(SHEEP), "--strokes", str(path), "--split", "tset", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and "no 'tset' split" in err and "test (3 sketches)" in err
+    assert main(["complete", str(SHEEP), "--strokes", str(path), "--index", "3", "--out", str(tmp_path / "x")]) == 2
+    assert "its 'test' split holds 3 sketches" in capsys.readouterr().err
+    assert main(["complete", str(SHEEP), "--strokes", str(NDJSON_SHEEP), "--split", "test",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--split applies to a dataset .npz only" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    # more points asked for than the sketch has: all of them are given, and the user is told
+    assert main(["complete", str(SHEEP), "--strokes", str(path), "--first", "50", "--n", "1",
+                 "--out", str(tmp_path / "all")]) == 0
+    assert "the sketch has 10 points, fewer than --first 50" in capsys.readouterr().err
+    (given,) = load_npz(tmp_path / "all" / "complete.npz")["given"]
+    assert len(given) == 10
 
 
 def test_complete_of_a_sketch_too_long_for_the_model(tmp_path, capsys):

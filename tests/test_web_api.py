@@ -54,6 +54,17 @@ def test_models_are_listed_by_id(client):
     assert cond["conditional"] is True and cond["z_size"] == 16
 
 
+def test_models_of_the_same_name_are_told_apart(tmp_path):
+    from sketchrnn import zoo
+
+    copy = tmp_path / "mine" / "sheep.gen.json"
+    copy.parent.mkdir()
+    copy.write_bytes(zoo.bundled_model("sheep", "gen", "large_models").read_bytes())
+    with TestClient(create_app(["sheep", str(copy)])) as c:
+        models = c.get("/api/models").json()["models"]
+    assert [(m["id"], m["name"]) for m in models] == [("sheep", "sheep"), ("sheep-2", f"sheep ({copy})")]
+
+
 def test_complete_and_sample_equal_the_library_and_repeat_with_a_seed(client):
     model = sketchrnn.load("sheep")
     got = client.post("/api/complete", json={"model": "sheep", "strokes": START, "n": 3, "seed": 2}).json()

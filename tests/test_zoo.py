@@ -289,7 +289,7 @@ def test_a_vae_name_loads_a_vae_model(server, monkeypatch, capsys):
 def test_an_existing_path_wins_over_a_zoo_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("cat").mkdir()  # neither a run nor a model directory
-    with pytest.raises(FileNotFoundError, match=r"^cat: no such model \(expected a training run"):
+    with pytest.raises(FileNotFoundError, match=r"^cat: not a model \(expected a training run"):
         sketchrnn.load("cat")
 
 

@@ -42,8 +42,14 @@ def load(path: str | Path, which: str = "best", scale_factor: float | None = Non
         return load_checkpoint(path, scale_factor)
     if path.is_dir() and is_model_dir(path):
         return load_model(path)
-    raise FileNotFoundError(
-        f"{path}: no such model (expected a training run, a saved model directory or a .gen.json / .vae.json file)")
+    expected = "expected a training run, a saved model directory or a .gen.json / .vae.json file"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model ({expected})")
+    inside = sorted(p.name for p in path.iterdir() if p.is_dir() and (is_run_dir(p) or is_model_dir(p))) \
+        if path.is_dir() else []
+    hint = f"; it holds {', '.join(str(path / n) for n in inside[:3])}{' and more' if len(inside) > 3 else ''}" \
+        if inside else ""
+    raise FileNotFoundError(f"{path}: not a model ({expected}){hint}")
 
 
 def pretrained(name: str, kind: str = "gen", set: str = "large_models") -> SketchRNN:

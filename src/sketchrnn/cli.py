@@ -284,15 +284,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_partial_sketch(path: str, index: int) -> np.ndarray:
-    """Sketch number `index` of a file, stroke-3: a dataset .npz, an .ndjson drawing, an .svg, or JSON rows."""
+def _read_partial_sketch(path: str, index: int, split: str | None = None) -> np.ndarray:
+    """Sketch number `index` of a file, stroke-3: a dataset .npz (its `split`: test by default, or
+    the file's only split), an .ndjson drawing, an .svg, or JSON rows."""
     from .data import DataFileError, drawing_to_stroke3, is_raw_drawing, read_ndjson, read_svg, simplify_raw
     from .data.load import read_splits
     from .data.npz import load_npz
     from .data.packed import is_packed
 
     file = Path(path)
-    suffix = file.suffix.lower()
+    suffix, name = file.suffix.lower(), None
     if not file.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if suffix == ".json":
@@ -309,14 +310,21 @@ def _read_partial_sketch(path: str, index: int) -> np.ndarray:
         drawings = [d["drawing"] for d in read_ndjson(file)]
         drawings = [simplify_raw(d) if is_raw_drawing(d) else d for d in drawings]
     elif suffix == ".npz":
-        data = read_splits([file]) if is_packed(file) else load_npz(file)
+        data = {name: v for name, v in (read_splits([file]) if is_packed(file) else load_npz(file)).items() if len(v)}
         drawings = None
-        sketches = next((v for v in data.values() if len(v)), [])
+        name = split or ("test" if "test" in data or len(data) != 1 else next(iter(data)))
+        if name not in data:
+            held = ", ".join(f"{k} ({len(v)} sketches)" for k, v in data.items()) or "no sketches"
+            raise ValueError(f"{path}: no {name!r} split to take a sketch from; it holds {held} (--split NAME)")
+        sketches = data[name]
     else:
         raise ValueError(f"{path}: expected a .npz, .ndjson, .svg or .json (stroke-3 rows) file")
     count = len(drawings) if drawings is not None else len(sketches)
+    if split is not None and drawings is not None:
+        raise ValueError(f"{path}: --split applies to a dataset .npz only")
     if not 0 <= index < count:
-        raise ValueError(f"{path}: --index {index} is out of range: the file holds {count} sketches")
+        where = f"its {name!r} split" if drawings is None else "the file"
+        raise ValueError(f"{path}: --index {index} is out of range: {where} holds {count} sketches")
     if drawings is not None:
         return drawing_to_stroke3(drawings[index]).astype(np.float64)
     return np.asarray(sketches[index], dtype=np.float64)
@@ -327,10 +335,13 @@ def cmd_complete(args: argparse.Namespace) -> int:
     from .render import grid_from_list, save_png, save_svg
 
     model = _load(args.model, args.which, args.scale_factor)
-    given = _read_partial_sketch(args.strokes, args.index)
+    given = _read_partial_sketch(args.strokes, args.index, args.split)
     if args.first is not None:
         if args.first < 0:
             raise ValueError(f"--first {args.first}: expected a number of points >= 0")
+        if args.first > len(given):
+            print(f"{args.strokes}: the sketch has {len(given)} points, fewer than --first {args.first}: "
+                  "all of them are given", file=sys.stderr)
         given = given[: args.first]
     if args.scale != 1:
         given = np.asarray(given, dtype=np.float64) * [args.scale, args.scale, 1]
@@ -455,6 +466,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         for key, value in settings.items():
             if key not in shown and key not in ARCHITECTURE:
                 print(f"  {key} = {value}")
+        _print_run_progress(path)
     print("parameters:")
     total = 0
     for name, count in model.parameter_table():
@@ -462,6 +474,25 @@ def cmd_info(args: argparse.Namespace) -> int:
         total += count
     print(f"  {'total':>18s} {total:>12,d}")
     return 0
+
+
+def _print_run_progress(path: Path) -> None:
+    """For a training run: its steps, and the best checkpoint's step and validation costs."""
+    from .store import read_json
+    from .train.checkpoint import is_run_dir, read_pointer
+
+    if not is_run_dir(path):
+        return
+    pointer = read_pointer(path)
+    print(f"training: {pointer.get('last_step', 0)} steps (latest checkpoint)")
+    if not pointer.get("best"):
+        print("  no validation yet (the first comes at save_every)")
+        return
+    evaluation = path / pointer["best"] / "eval.json"
+    valid = (read_json(evaluation) or {}).get("valid") if evaluation.is_file() else None
+    costs = (f": validation cost {valid['cost']:.4f} (reconstruction {valid['r_cost']:.4f}, KL {valid['kl_cost']:.4f})"
+             if isinstance(valid, dict) and {"cost", "r_cost", "kl_cost"} <= valid.keys() else "")
+    print(f"  best model: step {pointer.get('best_step')}{costs}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -710,6 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the partial sketch: a dataset .npz, an .ndjson drawing, an .svg, or a JSON list of "
                         "stroke-3 rows [[dx, dy, p], ...] in the model's data units")
     p.add_argument("--index", type=int, default=0, help="which sketch of the .npz or .ndjson file (default 0)")
+    p.add_argument("--split", metavar="NAME",
+                   help="which split of a dataset .npz --index counts in (default: test, or the file's only split)")
     p.add_argument("--first", type=int, metavar="K", help="keep only the sketch's first K points (a start to finish)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply the given offsets first (like the demos' pixel factor; default 1)")
