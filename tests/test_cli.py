@@ -345,6 +345,19 @@ def test_info_of_an_official_model_and_a_run(run, capsys):
     assert f"best model: step {pointer['best_step']}: validation cost {valid['cost']:.4f}" in out, out
 
 
+@pytest.mark.parametrize("content", ['{"valid": {"cost": null}}', "[1]", "not json"])
+def test_info_of_a_run_whose_evaluation_is_damaged(run, tmp_path, capsys, content):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    pointer = json.loads((copy / "checkpoint.json").read_text())
+    (copy / pointer["best"] / "eval.json").write_text(content)
+    assert main(["info", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert f"best model: step {pointer['best_step']}\n" in out and "parameters:" in out, out
+
+
 # ---------------------------------------------------------------------------- errors: exit 2, one line
 def test_missing_data_file(tmp_path, capsys):
     out = tmp_path / "never"
@@ -530,6 +543,10 @@ def test_complete_takes_a_dataset_sketch_from_the_test_split_unless_told(tmp_pat
     assert "its 'test' split holds 3 sketches" in capsys.readouterr().err
     assert main(["complete", str(SHEEP), "--strokes", str(NDJSON_SHEEP), "--split", "test",
                  "--out", str(tmp_path / "x")]) == 2
+    assert "--split applies to a dataset .npz only" in capsys.readouterr().err
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps(splits["test"][0].tolist()))
+    assert main(["complete", str(SHEEP), "--strokes", str(rows), "--split", "test", "--out", str(tmp_path / "x")]) == 2
     assert "--split applies to a dataset .npz only" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     # more points asked for than the sketch has: all of them are given, and the user is told

@@ -192,6 +192,9 @@ def test_bad_saved_models_give_clear_errors(tmp_path) -> None:
     # a folder that exists but holds models is not one: the message names what it holds
     with pytest.raises(FileNotFoundError, match=r"not a model \(expected .*\); it holds .*m$"):
         sketchrnn.load(tmp_path)
+    (tmp_path / "cat.gen.json").write_text("[]")
+    with pytest.raises(FileNotFoundError, match=r"; it holds .*cat\.gen\.json, .*m$"):
+        sketchrnn.load(tmp_path)
     (tmp_path / "notes.npz").write_bytes(b"PK")
     with pytest.raises(FileNotFoundError, match=r"notes.npz: not a model \(expected [^;]*\)$"):
         sketchrnn.load(tmp_path / "notes.npz")

@@ -62,7 +62,7 @@ def test_models_of_the_same_name_are_told_apart(tmp_path):
     copy.write_bytes(zoo.bundled_model("sheep", "gen", "large_models").read_bytes())
     with TestClient(create_app(["sheep", str(copy)])) as c:
         models = c.get("/api/models").json()["models"]
-    assert [(m["id"], m["name"]) for m in models] == [("sheep", "sheep"), ("sheep-2", f"sheep ({copy})")]
+    assert [(m["id"], m["name"]) for m in models] == [("sheep", "sheep"), ("sheep-2", "sheep (mine)")]
 
 
 def test_complete_and_sample_equal_the_library_and_repeat_with_a_seed(client):

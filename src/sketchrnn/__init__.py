@@ -45,8 +45,12 @@ def load(path: str | Path, which: str = "best", scale_factor: float | None = Non
     expected = "expected a training run, a saved model directory or a .gen.json / .vae.json file"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model ({expected})")
-    inside = sorted(p.name for p in path.iterdir() if p.is_dir() and (is_run_dir(p) or is_model_dir(p))) \
-        if path.is_dir() else []
+    try:
+        inside = sorted(p.name for p in path.iterdir() if (p.name.endswith((".gen.json", ".vae.json")) and p.is_file())
+                        or (p.is_dir() and (is_run_dir(p) or is_model_dir(p) or is_checkpoint_dir(p)))) \
+            if path.is_dir() else []
+    except OSError:  # an unreadable folder: the message without the hint
+        inside = []
     hint = f"; it holds {', '.join(str(path / n) for n in inside[:3])}{' and more' if len(inside) > 3 else ''}" \
         if inside else ""
     raise FileNotFoundError(f"{path}: not a model ({expected}){hint}")

@@ -296,6 +296,8 @@ def _read_partial_sketch(path: str, index: int, split: str | None = None) -> np.
     suffix, name = file.suffix.lower(), None
     if not file.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    if split is not None and suffix != ".npz":
+        raise ValueError(f"{path}: --split applies to a dataset .npz only")
     if suffix == ".json":
         try:
             rows = json.loads(file.read_text())
@@ -312,16 +314,16 @@ def _read_partial_sketch(path: str, index: int, split: str | None = None) -> np.
     elif suffix == ".npz":
         data = {name: v for name, v in (read_splits([file]) if is_packed(file) else load_npz(file)).items() if len(v)}
         drawings = None
-        name = split or ("test" if "test" in data or len(data) != 1 else next(iter(data)))
+        if not data:
+            raise ValueError(f"{path}: the file holds no sketches")
+        name = split if split is not None else "test" if "test" in data or len(data) != 1 else next(iter(data))
         if name not in data:
-            held = ", ".join(f"{k} ({len(v)} sketches)" for k, v in data.items()) or "no sketches"
+            held = ", ".join(f"{k} ({len(v)} sketches)" for k, v in data.items())
             raise ValueError(f"{path}: no {name!r} split to take a sketch from; it holds {held} (--split NAME)")
         sketches = data[name]
     else:
         raise ValueError(f"{path}: expected a .npz, .ndjson, .svg or .json (stroke-3 rows) file")
     count = len(drawings) if drawings is not None else len(sketches)
-    if split is not None and drawings is not None:
-        raise ValueError(f"{path}: --split applies to a dataset .npz only")
     if not 0 <= index < count:
         where = f"its {name!r} split" if drawings is None else "the file"
         raise ValueError(f"{path}: --index {index} is out of range: {where} holds {count} sketches")
@@ -488,10 +490,14 @@ def _print_run_progress(path: Path) -> None:
     if not pointer.get("best"):
         print("  no validation yet (the first comes at save_every)")
         return
-    evaluation = path / pointer["best"] / "eval.json"
-    valid = (read_json(evaluation) or {}).get("valid") if evaluation.is_file() else None
+    try:
+        evaluation = read_json(path / pointer["best"] / "eval.json")
+    except (OSError, ValueError):
+        evaluation = None  # the costs are extra: a checkpoint without them is still a model
+    valid = evaluation.get("valid") if isinstance(evaluation, dict) else None
+    numbers = isinstance(valid, dict) and all(isinstance(valid.get(k), (int, float)) for k in ("cost", "r_cost", "kl_cost"))
     costs = (f": validation cost {valid['cost']:.4f} (reconstruction {valid['r_cost']:.4f}, KL {valid['kl_cost']:.4f})"
-             if isinstance(valid, dict) and {"cost", "r_cost", "kl_cost"} <= valid.keys() else "")
+             if numbers else "")
     print(f"  best model: step {pointer.get('best_step')}{costs}")
 
 

@@ -139,7 +139,7 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         ident = _model_id(spec, set(served))
         name = Path(str(spec)).name.removesuffix(".json").removesuffix(".gen")
         if name in {s.name for s in served.values()}:  # two models called sheep: the picker says which is which
-            name = f"{name} ({spec})"
+            name = f"{name} ({Path(str(spec)).parent.name or ident})"  # a folder's name, never a whole local path
         served[ident] = Served(ident, name, model,
                                ModelWorker(model, max_jobs=limits.max_jobs, window=window, compute=compute))
     if not served:
