@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -213,12 +212,10 @@ def main() -> None:
                   f"{wall / args.rounds / one:.2f}x one request ({one * 1e3:.0f} ms)"
                   + (" (target <= 3x at N=16)" if n == 16 else ""))
             if n == 16:
-                import torch
-
                 import sketchrnn
                 from sketchrnn.train.loop import resolve_device
 
-                torch.set_num_threads(os.cpu_count() or 1)  # the server's compute thread's count
+                # torch's own thread count in this fresh process: the count `sketchrnn serve` gives its compute thread
                 model = sketchrnn.load(args.model).to(resolve_device(args.device)).eval()
                 floor = matmul_floor(model, drawn, len(strokes)) / args.rounds
                 batch = one_batch(model, strokes, n * body["n"], body["temperature"])

@@ -45,15 +45,26 @@ def load(path: str | Path, which: str = "best", scale_factor: float | None = Non
     expected = "expected a training run, a saved model directory or a .gen.json / .vae.json file"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model ({expected})")
-    try:
-        inside = sorted(p.name for p in path.iterdir() if (p.name.endswith((".gen.json", ".vae.json")) and p.is_file())
-                        or (p.is_dir() and (is_run_dir(p) or is_model_dir(p) or is_checkpoint_dir(p)))) \
-            if path.is_dir() else []
-    except OSError:  # an unreadable folder: the message without the hint
-        inside = []
-    hint = f"; it holds {', '.join(str(path / n) for n in inside[:3])}{' and more' if len(inside) > 3 else ''}" \
-        if inside else ""
+    inside = _models_in(path) if path.is_dir() else []
+    hint = f"; it holds {', '.join(map(str, inside[:3]))}{' and more' if len(inside) > 3 else ''}" if inside else ""
     raise FileNotFoundError(f"{path}: not a model ({expected}){hint}")
+
+
+def _models_in(folder: Path) -> list[Path]:
+    """What `load` would take among a folder's entries, by name (none where the folder cannot be read)."""
+    from .interop.tf_checkpoint import is_checkpoint_dir
+    from .store import is_model_dir
+    from .train.checkpoint import is_run_dir
+
+    def is_model(p: Path) -> bool:
+        if p.is_file():
+            return p.name.endswith((".gen.json", ".vae.json"))
+        return p.is_dir() and (is_run_dir(p) or is_model_dir(p) or is_checkpoint_dir(p))
+
+    try:
+        return sorted(p for p in folder.iterdir() if is_model(p))
+    except OSError:  # an unreadable folder: the message goes without the hint
+        return []
 
 
 def pretrained(name: str, kind: str = "gen", set: str = "large_models") -> SketchRNN:

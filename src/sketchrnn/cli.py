@@ -312,11 +312,14 @@ def _read_partial_sketch(path: str, index: int, split: str | None = None) -> np.
         drawings = [d["drawing"] for d in read_ndjson(file)]
         drawings = [simplify_raw(d) if is_raw_drawing(d) else d for d in drawings]
     elif suffix == ".npz":
-        data = {name: v for name, v in (read_splits([file]) if is_packed(file) else load_npz(file)).items() if len(v)}
+        data = {k: v for k, v in (read_splits([file]) if is_packed(file) else load_npz(file)).items() if len(v)}
         drawings = None
         if not data:
             raise ValueError(f"{path}: the file holds no sketches")
-        name = split if split is not None else "test" if "test" in data or len(data) != 1 else next(iter(data))
+        if split is not None:
+            name = split
+        else:  # sketches a model has not trained on, unless the file has one split only
+            name = next(iter(data)) if len(data) == 1 else "test"
         if name not in data:
             held = ", ".join(f"{k} ({len(v)} sketches)" for k, v in data.items())
             raise ValueError(f"{path}: no {name!r} split to take a sketch from; it holds {held} (--split NAME)")

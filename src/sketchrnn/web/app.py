@@ -137,9 +137,10 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
     for spec in models if models is not None else default_models():
         model = sketchrnn.load(spec).to(resolve_device(device)).eval()
         ident = _model_id(spec, set(served))
-        name = Path(str(spec)).name.removesuffix(".json").removesuffix(".gen")
+        where = Path(str(spec))
+        name = where.name.removesuffix(".json").removesuffix(".gen")
         if name in {s.name for s in served.values()}:  # two models called sheep: the picker says which is which
-            name = f"{name} ({Path(str(spec)).parent.name or ident})"  # a folder's name, never a whole local path
+            name = f"{name} ({where.parent.name or ident})"  # a folder's name, never a whole local path
         served[ident] = Served(ident, name, model,
                                ModelWorker(model, max_jobs=limits.max_jobs, window=window, compute=compute))
     if not served:
