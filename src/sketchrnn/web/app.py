@@ -100,11 +100,15 @@ class Served:
                 "scale_factor": float(self.model.scale_factor), "z_size": hps.z_size if hps.conditional else None}
 
 
+def _spec_name(spec: str) -> str:
+    """A model argument's own name: the zoo name, or the file or folder name without .gen.json / .json."""
+    name = Path(spec).name
+    return name.removesuffix(".json").removesuffix(".gen") if name else str(spec)
+
+
 def _model_id(spec: str, taken: set[str]) -> str:
-    """A short id for a model argument: the zoo name or the file or folder name, made unique."""
-    path = Path(spec)
-    base = path.name.removesuffix(".json").removesuffix(".gen") if path.name else str(spec)
-    base = "".join(c if c.isalnum() or c in "._-" else "-" for c in base) or "model"
+    """A short id for a model argument: its name (`_spec_name`) in URL-safe characters, made unique."""
+    base = "".join(c if c.isalnum() or c in "._-" else "-" for c in _spec_name(spec)) or "model"
     name, k = base, 2
     while name in taken:
         name, k = f"{base}-{k}", k + 1
@@ -137,10 +141,9 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
     for spec in models if models is not None else default_models():
         model = sketchrnn.load(spec).to(resolve_device(device)).eval()
         ident = _model_id(spec, set(served))
-        where = Path(str(spec))
-        name = where.name.removesuffix(".json").removesuffix(".gen")
+        name = _spec_name(str(spec))
         if name in {s.name for s in served.values()}:  # two models called sheep: the picker says which is which
-            name = f"{name} ({where.parent.name or ident})"  # a folder's name, never a whole local path
+            name = f"{name} ({Path(str(spec)).parent.name or ident})"  # a folder's name, never a whole local path
         served[ident] = Served(ident, name, model,
                                ModelWorker(model, max_jobs=limits.max_jobs, window=window, compute=compute))
     if not served:
