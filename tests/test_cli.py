@@ -563,3 +563,61 @@ def test_complete_of_a_sketch_too_long_for_the_model(tmp_path, capsys):
     assert main(["complete", str(SHEEP), "--strokes", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "200 points" in err and "at most 156" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "m", "--n", "0"], "argument --n: expected a whole number >= 1, got 0"),
+    (["sample", "m", "--temperature", "nan"], "argument --temperature: expected a finite number >= 0"),
+    (["sample", "m", "--seed", str(2**70)], "argument --seed: expected a whole number from 0 to"),
+    (["train", "--steps", "-5"], "argument --steps: expected a whole number >= 1, got -5"),
+    (["train", "--minutes", "-1"], "argument --minutes: expected a finite number > 0"),
+    (["train", "--log-every", "0"], "argument --log-every: expected a whole number >= 1, got 0"),
+    (["serve", "--port", "99999"], "argument --port: expected a whole number from 1 to 65535, got 99999"),
+    (["complete", "m", "--strokes", "s.json", "--first", "-3"], "argument --first: expected a whole number >= 0"),
+])
+def test_flag_values_that_make_no_sense_are_refused_by_the_parser(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_settings_and_devices_that_cannot_work_are_one_line_errors(tmp_path, capsys):
+    assert main(["train", "--preset", "tiny", "--hparams", "learning_rate=-1", "--out", str(tmp_path / "r")]) == 2
+    assert "hparams: learning_rate=-1.0 must be a finite number > 0" in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["train", "--preset", "tiny", "--device", "cuda", "--out", str(tmp_path / "g")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "finds no CUDA GPU" in err and len(err.splitlines()) == 1, err
+    assert main(["complete", str(SHEEP), "--strokes", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{tmp_path}: not a regular file")
+
+
+def test_asking_for_more_memory_than_there_is_is_a_one_line_error(tmp_path, capsys):
+    assert main(["sample", str(SHEEP), "--n", str(10**12), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sketchrnn: error: not enough memory") and len(err.splitlines()) == 1, err
+
+
+def test_complete_with_no_points_given_is_plain_sampling(tmp_path, capsys):
+    from sketchrnn.data.npz import load_npz
+
+    assert main(["complete", str(SHEEP), "--strokes", str(NDJSON_SHEEP), "--first", "0", "--n", "2", "--seed", "1",
+                 "--out", str(tmp_path / "c")]) == 0
+    assert "2 completions of 0 given points" in capsys.readouterr().out
+    written = load_npz(tmp_path / "c" / "complete.npz")
+    assert set(written) == {"continuation", "complete"} and len(written["complete"]) == 2
+
+
+def test_serve_on_a_port_in_use_says_so_before_any_url(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(SHEEP), "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert "serving" not in captured.out
+    assert captured.err.strip() == f"sketchrnn: error: cannot listen on 127.0.0.1:{port}: Address already in use"

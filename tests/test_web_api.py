@@ -121,7 +121,7 @@ def test_conditional_endpoints(client, run):
     ({"model": "sheep", "strokes": [[1, 2, 3]]}, "strokes", "pen value"),
     ({"model": "sheep", "strokes": START, "temperature": 2.5}, "temperature", "less than or equal to 2"),
     ({"model": "sheep", "strokes": START, "temperature": -1}, "temperature", "greater than or equal to 0"),
-    ({"model": "sheep", "strokes": START, "n": 500}, "n", "at most 64"),
+    ({"model": "sheep", "strokes": START, "n": 500}, "n", "less than or equal to 64"),
     ({"model": "elsewhere", "strokes": START}, "model", "unknown model id"),
     ({"model": "sheep"}, "strokes", "Field required"),
     ({"model": "sheep", "strokes": START, "z": "encode"}, "z", "unconditional"),
@@ -141,7 +141,40 @@ def test_non_finite_malformed_and_oversized_bodies(client):
                          headers={"content-type": "application/json"})
     assert broken.status_code == 422 and "json" in broken.text.lower()
     huge = client.post("/api/complete", content=b" " * (2 << 20), headers={"content-type": "application/json"})
-    assert huge.status_code == 422 and "more than the limit" in huge.text
+    assert huge.status_code == 422 and "the limit is 1048576" in huge.text
+
+    def chunks():  # no Content-Length: the bytes are counted as they arrive
+        for _ in range(30):
+            yield b" " * 100_000
+    chunked = client.post("/api/complete", content=chunks(), headers={"content-type": "application/json"})
+    assert chunked.status_code == 422 and "the limit is 1048576" in chunked.text, chunked.text
+    for content, why in ((b"[" * 100_000, "nested too deeply"), (b'{"model": "\xff"}', "not UTF-8")):
+        unreadable = client.post("/api/sample", content=content, headers={"content-type": "application/json"})
+        assert unreadable.status_code == 422 and why in unreadable.json()["detail"][0]["msg"], unreadable.text
+    plain = client.post("/api/sample", content=b'{"model": "sheep"}', headers={"content-type": "text/plain"})
+    assert plain.status_code == 422 and "Content-Type: application/json" in plain.text, plain.text
+
+
+@pytest.mark.parametrize("body, loc, message", [
+    ({"model": "sheep", "n": 1, "temprature": 1.9}, ["body", "temprature"], "Extra inputs are not permitted"),
+    ({"model": "sheep", "strokes": [[1, 2, True]]}, ["body", "strokes", 0, 2], "valid number"),
+    ({"model": "sheep", "strokes": [["1", 2, 0]]}, ["body", "strokes", 0, 0], "valid number"),
+    ({"model": "sheep", "n": "9"}, ["body", "n"], "valid integer"),
+    ({"model": "sheep", "strokes": [], "z": "encode"}, ["body", "z"], "unconditional"),
+])
+def test_misspelt_fields_and_wrong_types_are_refused_not_converted(client, body, loc, message):
+    url = "/api/sample" if "strokes" not in body else "/api/complete"
+    detail = client.post(url, json=body).json()["detail"]
+    assert isinstance(detail, list) and any(d["loc"] == loc and message in d["msg"] for d in detail), detail
+
+
+def test_the_openapi_page_gives_the_apps_limits(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["CompleteBody"]["properties"]["n"]["maximum"] == 64
+    assert schemas["InterpolateBody"]["properties"]["steps"]["maximum"] == 10
+    nan = client.post("/api/sample", content=b'{"model": "sheep", "temperature": NaN}',
+                      headers={"content-type": "application/json"})
+    assert nan.json()["detail"][0]["msg"] == "Input should be a finite number"
 
 
 def test_a_full_queue_answers_503_with_retry_after():

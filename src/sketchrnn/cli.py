@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -44,9 +45,44 @@ SAMPLE_TEMPERATURE = 0.5  # tidy sketches from trained models (the official ones
 # ---------------------------------------------------------------------------- helpers
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers >= 0, got {text!r}")
+    return values
+
+
+def _int(low: int, high: int | None = None):
+    """An argparse type: a whole number from `low` (to `high`)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {bound}, got {value}")
+        return value
+    return parse
+
+
+def _number(low: float | None = None, above: bool = False):
+    """An argparse type: a finite number (>= `low`, or > `low` when `above`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or (low is not None and (value < low or (above and value == low))):
+            bound = "" if low is None else f" {'>' if above else '>='} {low:g}"
+            raise argparse.ArgumentTypeError(f"expected a finite number{bound}, got {text!r}")
+        return value
+    return parse
+
+
+_seed = _int(0, 2**64 - 1)  # torch's generators take 64 bits
+_count = _int(1)
 
 
 def _write_sketches(out: Path, sketches: list[np.ndarray], name: str, gif: bool = False) -> list[Path]:
@@ -295,7 +331,7 @@ def _read_partial_sketch(path: str, index: int, split: str | None = None) -> np.
     file = Path(path)
     suffix, name = file.suffix.lower(), None
     if not file.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise FileNotFoundError(f"{path}: {'not a regular file' if file.exists() else 'no such file'}")
     if split is not None and suffix != ".npz":
         raise ValueError(f"{path}: --split applies to a dataset .npz only")
     if suffix == ".json":
@@ -342,8 +378,6 @@ def cmd_complete(args: argparse.Namespace) -> int:
     model = _load(args.model, args.which, args.scale_factor)
     given = _read_partial_sketch(args.strokes, args.index, args.split)
     if args.first is not None:
-        if args.first < 0:
-            raise ValueError(f"--first {args.first}: expected a number of points >= 0")
         if args.first > len(given):
             print(f"{args.strokes}: the sketch has {len(given)} points, fewer than --first {args.first}: "
                   "all of them are given", file=sys.stderr)
@@ -367,12 +401,13 @@ def cmd_complete(args: argparse.Namespace) -> int:
         written += [save_svg(sketch, out / f"complete_{i:03d}.svg", given=k),
                     save_png(sketch, out / f"complete_{i:03d}.png", given=k)]
     written += _write_grid(out, grid_from_list(finished), "grid", given=k)
-    save_npz(out / "complete.npz", {"given": [given.astype(np.float32)],
-                                    "continuation": [c.astype(np.float32) for c in continuations],
-                                    "complete": [s.astype(np.float32) for s in finished]}, dtype=np.float32)
+    splits = {"given": [given.astype(np.float32)]} if k else {}  # no points given: plain sampling
+    splits.update(continuation=[c.astype(np.float32) for c in continuations],
+                  complete=[s.astype(np.float32) for s in finished])
+    save_npz(out / "complete.npz", splits, dtype=np.float32)
     written.append(out / "complete.npz")
     what = (f"{len(finished)} completions of {k} given points (complete_*.svg/.png, grid.svg/.png, complete.npz "
-            f"with splits given, continuation, complete)")
+            f"with splits {', '.join(splits)})")
     _finish_outputs(out, written, _own_outputs("complete|grid"), what)
     return 0
 
@@ -396,17 +431,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: anyone who can reach this machine can use the models "
               "(the default, 127.0.0.1, is this machine only)", file=sys.stderr)
-    import torch
+    # first: a port in use is an error before any model loads or any URL is shown
+    with _listen(args.host, args.port) as sock:
+        import torch
 
-    # The model work runs on the app's one model thread, with torch's threads; this thread keeps one,
-    # so that it never starts an OpenMP team of its own (see sketchrnn.web.engine)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    app = create_app(args.models or None, device=args.device, threads=threads)
-    names = ", ".join(app.state.served)
-    print(f"serving {names} at http://{args.host}:{args.port}/ (API docs at /docs; Ctrl-C stops)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        # The model work runs on the app's one model thread, with torch's threads; this thread keeps one,
+        # so that it never starts an OpenMP team of its own (see sketchrnn.web.engine)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        app = create_app(args.models or None, device=args.device, threads=threads)
+        names = ", ".join(app.state.served)
+        print(f"serving {names} at http://{args.host}:{args.port}/ (API docs at /docs; Ctrl-C stops)")
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
+
+
+def _listen(host: str, port: int):
+    """A listening socket on host:port; OSError naming the address when it cannot be had."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -661,7 +714,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _scale_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale-factor", type=float, metavar="F",
+    p.add_argument("--scale-factor", type=_number(0, above=True), metavar="F",
                    help="for a magenta TF checkpoint folder: its data's scale factor (default: computed "
                         "from the data its model_config.json names)")
 
@@ -670,7 +723,7 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split of the run's data")
     p.add_argument("--file", help="take sketches from this .npz instead of the run's data")
     p.add_argument("--sample-z", action="store_true", help="encode to μ + σ·ε instead of the mean μ")
-    p.add_argument("--seed", type=int, default=0, help="seed for picking sketches and drawing")
+    p.add_argument("--seed", type=_seed, default=0, help="seed for picking sketches and drawing")
 
 
 
@@ -687,20 +740,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=list(PRESETS),
                    help="model size (default paper; on --resume, only the run's own is accepted)")
     p.add_argument("--hparams", default="", help='magenta-style overrides, e.g. "dec_model=hyper,conditional=0"')
-    p.add_argument("--steps", type=int,
+    p.add_argument("--steps", type=_count,
                    help=f"total step count of the run (default: the preset's num_steps, {_preset_steps()}; "
                         "on --resume, the run's)")
-    p.add_argument("--minutes", type=float, help="stop this invocation after this many minutes")
-    p.add_argument("--seed", type=int,
+    p.add_argument("--minutes", type=_number(0, above=True), help="stop this invocation after this many minutes")
+    p.add_argument("--seed", type=_seed,
                    help="seed of the initial weights, dropout and batches (default 0; on --resume, the run's)")
-    p.add_argument("--max-seq-len", type=int, help="drop sketches longer than this (default: keep all)")
+    p.add_argument("--max-seq-len", type=_count, help="drop sketches longer than this (default: keep all)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--init-from", metavar="DIR",
                    help="a new run that goes on training a magenta TF checkpoint folder: its settings (with "
                         "--hparams on top), weights, Adam state and step count")
     p.add_argument("--device", default="cpu", help='where to train: cpu (default), cuda, cuda:N, or auto '
                                                   '(under torchrun, cuda is one GPU per local rank)')
-    p.add_argument("--log-every", type=int, default=20, metavar="N",
+    p.add_argument("--log-every", type=_count, default=20, metavar="N",
                    help="write the training losses to metrics.jsonl every N steps (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
@@ -728,13 +781,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="draw new sketches", description="Sample sketches in one batch.")
     _model_args(p)
-    p.add_argument("--n", type=int, default=16, help="number of sketches (default 16)")
-    p.add_argument("--temperature", type=float, default=SAMPLE_TEMPERATURE,
+    p.add_argument("--n", type=_count, default=16, help="number of sketches (default 16)")
+    p.add_argument("--temperature", type=_number(0), default=SAMPLE_TEMPERATURE,
                    help=f"τ; 0 means greedy (default {SAMPLE_TEMPERATURE:g})")
     p.add_argument("--greedy", action="store_true", help="most likely component, pen state and offsets")
     p.add_argument("--z", metavar="FILE.npy", help="latent vector(s) to decode instead of prior draws")
-    p.add_argument("--seed", type=int, help="seed for repeatable output")
-    p.add_argument("--columns", type=int, help="columns of the grid picture (default: as square as the count allows)")
+    p.add_argument("--seed", type=_seed, help="seed for repeatable output")
+    p.add_argument("--columns", type=_count, help="columns of the grid picture (default: as square as the count allows)")
     p.add_argument("--gif", action="store_true", help="also write an animated GIF per sketch")
     p.add_argument("--sweep", type=_floats, metavar="T1,T2,...",
                    help="also draw a temperature sweep: one row per τ, the same z down each column")
@@ -749,20 +802,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strokes", required=True, metavar="FILE",
                    help="the partial sketch: a dataset .npz, an .ndjson drawing, an .svg, or a JSON list of "
                         "stroke-3 rows [[dx, dy, p], ...] in the model's data units")
-    p.add_argument("--index", type=int, default=0, help="which sketch of the .npz or .ndjson file (default 0)")
+    p.add_argument("--index", type=_int(0), default=0, help="which sketch of the .npz or .ndjson file (default 0)")
     p.add_argument("--split", metavar="NAME",
                    help="which split of a dataset .npz --index counts in (default: test, or the file's only split)")
-    p.add_argument("--first", type=int, metavar="K", help="keep only the sketch's first K points (a start to finish)")
-    p.add_argument("--scale", type=float, default=1.0,
+    p.add_argument("--first", type=_int(0), metavar="K", help="keep only the sketch's first K points (a start to finish)")
+    p.add_argument("--scale", type=_number(), default=1.0,
                    help="multiply the given offsets first (like the demos' pixel factor; default 1)")
-    p.add_argument("--n", type=int, default=9, help="number of alternatives (default 9)")
-    p.add_argument("--temperature", type=float, default=SAMPLE_TEMPERATURE,
+    p.add_argument("--n", type=_count, default=9, help="number of alternatives (default 9)")
+    p.add_argument("--temperature", type=_number(0), default=SAMPLE_TEMPERATURE,
                    help=f"τ; 0 means greedy (default {SAMPLE_TEMPERATURE:g})")
     p.add_argument("--greedy", action="store_true", help="most likely component, pen state and offsets")
     p.add_argument("--z", choices=["prior", "encode"], default="prior",
                    help="conditional models: one prior draw per alternative (default), or the partial "
                         "sketch's own z (encode)")
-    p.add_argument("--seed", type=int, help="seed for repeatable output")
+    p.add_argument("--seed", type=_seed, help="seed for repeatable output")
     p.add_argument("--out", default="completions", help="output directory (default: completions)")
     _scale_arg(p)
     p.set_defaults(func=cmd_complete)
@@ -772,7 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="*", metavar="MODEL",
                    help="models to serve (default: the bundled official model and every cached one); " + MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=_int(1, 65535), default=8000, help="port (default 8000)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, or auto")
     p.set_defaults(func=cmd_serve)
 
@@ -780,7 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Originals beside their reconstructions.")
     _model_args(p)
     _source_args(p)
-    p.add_argument("--n", type=int, default=8, help="number of sketches (default 8)")
+    p.add_argument("--n", type=_count, default=8, help="number of sketches (default 8)")
     p.add_argument("--temperatures", type=_floats, default=[0.1, 0.5, 1.0], help="comma-separated τ values")
     p.add_argument("--out", default="reconstructions", help="output directory (default: reconstructions)")
     p.set_defaults(func=cmd_reconstruct)
@@ -789,10 +842,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Interpolate between two sketches' latent vectors.")
     _model_args(p)
     _source_args(p)
-    p.add_argument("--pair", type=int, nargs=2, metavar=("I", "J"), help="indices of the two sketches")
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--pair", type=_int(0), nargs=2, metavar=("I", "J"), help="indices of the two sketches")
+    p.add_argument("--steps", type=_int(2), default=10)
     p.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
-    p.add_argument("--temperature", type=float, default=0.1, help="τ of each decoded sketch (default 0.1)")
+    p.add_argument("--temperature", type=_number(0), default=0.1, help="τ of each decoded sketch (default 0.1)")
     p.add_argument("--out", default="interpolations", help="output directory (default: interpolations)")
     p.set_defaults(func=cmd_interpolate)
 
@@ -835,11 +888,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="the dataset file to write (.npz)")
     p.add_argument("--format", default="packed", choices=["packed", "official"],
                    help="packed (multi-class, memory-mapped; default) or official (magenta's layout)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split draw")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the split draw")
     p.add_argument("--valid", type=_split_fraction, default=0.05, help="validation share or count per category")
     p.add_argument("--test", type=_split_fraction, default=0.05, help="test share or count per category")
     p.add_argument("--recognized-only", action="store_true", help="keep only drawings the game recognised")
-    p.add_argument("--max-len", type=int, help="drop sketches with more stroke-3 points than this")
+    p.add_argument("--max-len", type=_count, help="drop sketches with more stroke-3 points than this")
     p.add_argument("--errors", default="raise", choices=["raise", "skip"],
                    help="stop at the first malformed drawing (default) or skip and count them")
     p.add_argument("--simplify", default="auto", choices=["auto", "always", "never"],
@@ -859,10 +912,10 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Draw random sketches of a dataset file, labelled with their class.")
     p.add_argument("file", metavar="FILE", help="a dataset file, an official name, or ndjson/SVG drawings")
     p.add_argument("--split", default="train", choices=["train", "valid", "test"])
-    p.add_argument("--n", type=int, default=16, help="number of sketches (default 16)")
+    p.add_argument("--n", type=_count, default=16, help="number of sketches (default 16)")
     p.add_argument("--class", dest="category", metavar="NAME", help="only sketches of this class")
-    p.add_argument("--columns", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--columns", type=_count, default=4)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="grid.svg", help="picture to write, .svg or .png (default grid.svg)")
     p.set_defaults(func=cmd_data_show)
 
@@ -899,6 +952,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, TrainingError) as exc:  # bad input or a stopped run: one clear line
         print(f"sketchrnn: error: {exc}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        asked = re.search(r"you tried to allocate (\d+) bytes", str(exc))
+        size = f" ({int(asked[1]) / 2**30:,.1f} GiB at once)" if asked else ""
+        print(f"sketchrnn: error: not enough memory{size}: ask for fewer sketches or a smaller batch", file=sys.stderr)
+        return 2
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is an allocation failure (Python's, or torch's on the CPU or a GPU)."""
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(exc))
 
 
 if __name__ == "__main__":

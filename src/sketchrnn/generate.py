@@ -13,6 +13,8 @@ has a point), and the last point of every sketch lifts the pen.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
@@ -32,6 +34,8 @@ def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator 
     """A generator seeded with `seed` on `device`, or None (torch's default generator) without a seed."""
     if seed is None:
         return None
+    if not -(2**63) <= int(seed) < 2**64:
+        raise ValueError(f"seed {seed} is out of range: a seed is a 64-bit integer (0 to 2**64 - 1)")
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
     return gen
@@ -58,8 +62,8 @@ def _settings(model: SketchRNN, n: int, temperature: float, greedy: bool, seed: 
     """Checked arguments shared by the samplers: (greedy, generator); the model in eval mode."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     model.eval()
     return greedy or temperature == 0, seeded_generator(seed, next(model.parameters()).device)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -94,6 +95,15 @@ class HParams:
             p = getattr(self, name)
             if not 0.0 < p <= 1.0:
                 raise ValueError(f"hparams: {name}={p} is a keep probability and must lie in (0, 1]")
+        for name in ("learning_rate", "grad_clip"):
+            if not 0.0 < getattr(self, name) < math.inf:
+                raise ValueError(f"hparams: {name}={getattr(self, name)} must be a finite number > 0")
+        for name in ("min_learning_rate", "kl_weight", "kl_weight_start", "kl_tolerance"):
+            if not 0.0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"hparams: {name}={getattr(self, name)} must be a finite number >= 0")
+        for name in ("decay_rate", "kl_decay_rate"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"hparams: {name}={getattr(self, name)} is a decay per step and must lie in (0, 1]")
         if not 0.0 <= self.augment_stroke_prob < 1.0:
             raise ValueError(f"hparams: augment_stroke_prob={self.augment_stroke_prob} must lie in [0, 1)")
         if not 0.0 <= self.random_scale_factor < 1.0:

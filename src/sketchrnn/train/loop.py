@@ -151,9 +151,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as exc:
         raise ValueError(f"unknown device {device!r}: {exc}") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {device!r}: this PyTorch {torch.__version__} finds no CUDA GPU "
+                             "(a CPU-only build, or no GPU visible); use --device cpu or auto")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {device!r}: there {'is' if count == 1 else 'are'} {count} CUDA GPU"
+                             f"{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1})")
+    return dev
 
 
 # a fixed, short bar leaves the figures room: the line fits in 100 columns up to ten million steps

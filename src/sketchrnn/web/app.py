@@ -6,8 +6,6 @@ as it is, and a closed connection is how a client says it has gone (the job is c
 A WebSocket would add a second protocol for no message the client needs to send mid-drawing.
 """
 
-from __future__ import annotations
-
 import asyncio
 import time
 from contextlib import asynccontextmanager
@@ -18,10 +16,12 @@ from typing import Any, Callable, Literal, Optional
 import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from .. import generate
 from ..model import SketchRNN
@@ -55,9 +55,12 @@ class Limits:
 
 
 class SampleBody(BaseModel):
+    # strict: a pen of true or a number in a string is refused, not converted; a misspelt field too
+    model_config = ConfigDict(strict=True, extra="forbid")
+
     model: str
     n: int = Field(9, ge=1)
-    temperature: float = Field(0.5, ge=0.0, le=2.0)
+    temperature: float = Field(0.5, ge=0.0, le=2.0, allow_inf_nan=False)
     seed: Optional[int] = Field(None, ge=0, lt=2**63)
 
 
@@ -71,17 +74,55 @@ class VariationsBody(SampleBody):
 
 
 class InterpolateBody(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
     model: str
     a: list[list[float]]
     b: list[list[float]]
     steps: int = Field(10, ge=2)
-    temperature: float = Field(0.1, ge=0.0, le=2.0)
+    temperature: float = Field(0.1, ge=0.0, le=2.0, allow_inf_nan=False)
     seed: Optional[int] = Field(None, ge=0, lt=2**63)
 
 
-def _invalid(field: str, message: str) -> HTTPException:
-    """A 422 in FastAPI's own shape, naming the field."""
-    return HTTPException(422, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
+def _bounded(body: type[BaseModel], name: str, default: int, low: int, high: int) -> Any:
+    """`body` with the upper bound of its count `name` set to this app's limit (so /openapi.json shows it)."""
+    return create_model(body.__name__, __base__=body, **{name: (int, Field(default, ge=low, le=high))})
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_body` bytes is a 422, whether it declares its length
+    or arrives in chunks (the bytes are counted as they are read)."""
+
+    def __init__(self, app, max_body: int) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        size = dict(scope.get("headers", [])).get(b"content-length", b"")
+        if size.isdigit() and int(size) > self.max_body:
+            refusal = JSONResponse(status_code=422, content={"detail": self._detail(f"{int(size)} bytes")})
+            return await refusal(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                raise HTTPException(422, detail=self._detail(f"more than {self.max_body} bytes"))
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _detail(self, size: str) -> list[dict]:
+        return [{"loc": ["body"], "msg": f"the body has {size}: the limit is {self.max_body}", "type": "value_error"}]
+
+
+def _invalid(field: str | None, message: str) -> HTTPException:
+    """A 422 in FastAPI's own shape, naming the field (None: the body as a whole)."""
+    loc = ["body"] if field is None else ["body", field]
+    return HTTPException(422, detail=[{"loc": loc, "msg": message, "type": "value_error"}])
 
 
 @dataclass
@@ -158,14 +199,11 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
                   lifespan=lifespan)
     app.state.served, app.state.limits = served, limits
 
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > limits.max_body:
-            return JSONResponse(status_code=422, content={"detail": [{
-                "loc": ["body"], "msg": f"the body has {int(size)} bytes, more than the limit {limits.max_body}",
-                "type": "value_error"}]})
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_body=limits.max_body)
+    Complete = _bounded(CompleteBody, "n", 9, 1, limits.max_n)
+    Sample = _bounded(SampleBody, "n", 9, 1, limits.max_n)
+    Variations = _bounded(VariationsBody, "n", 9, 1, limits.max_n)
+    Interpolate = _bounded(InterpolateBody, "steps", 10, 2, limits.max_steps)
 
     def lookup(ident: str) -> Served:
         if ident not in served:
@@ -187,10 +225,6 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         if len(arr) > most:
             raise _invalid(field, f"{len(arr)} points: this model takes at most {most}")
         return arr
-
-    def check_n(n: int) -> None:
-        if n > limits.max_n:
-            raise _invalid("n", f"at most {limits.max_n} per request, got {n}")
 
     def submit(s: Served, job: Job) -> None:
         """Queue `job` on its model's batch with the request time limit; 503 when the queue is full."""
@@ -226,8 +260,10 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
             job.cancel()
             raise
         if error is not None:
-            status = 504 if error == "time limit reached" else 422
-            raise HTTPException(status, detail=error)
+            if error == "time limit reached":
+                raise HTTPException(504, detail=error)
+            field = error.split(":", 1)[0]  # the library's messages start with the argument they are about
+            raise _invalid(field if field in type(job).__dataclass_fields__ else None, error)
         return [sk.tolist() for sk in sketches]
 
     def stream(s: Served, job: Job, request: Request, key: str) -> StreamingResponse:
@@ -254,18 +290,16 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    def complete_job(body: CompleteBody) -> tuple[Served, Job]:
+    def complete_job(body: Complete) -> tuple[Served, Job]:
         s = lookup(body.model)
-        check_n(body.n)
         strokes = checked_strokes("strokes", body.strokes, s)
         if body.z == "encode" and not s.model.hps.conditional:
             raise _invalid("z", "this model is unconditional: it has no encoder")
         z = body.z if s.model.hps.conditional else None
         return s, Job("complete", body.n, body.temperature, seed=body.seed, strokes=strokes, z=z)
 
-    def sample_job(body: SampleBody) -> tuple[Served, Job]:
+    def sample_job(body: Sample) -> tuple[Served, Job]:
         s = lookup(body.model)
-        check_n(body.n)
         return s, Job("sample", body.n, body.temperature, seed=body.seed)
 
     @app.get("/", include_in_schema=False)
@@ -281,25 +315,25 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         return {"models": [s.describe() for s in served.values()]}
 
     @app.post("/api/complete")
-    async def api_complete(body: CompleteBody, request: Request) -> Response:
+    async def api_complete(body: Complete, request: Request) -> Response:
         """N continuations of a partial sketch (stroke-3 rows in the model's data units)."""
         s, job = complete_job(body)
         return _json({"completions": await run(s, job, request)})
 
     @app.post("/api/complete/stream")
-    async def api_complete_stream(body: CompleteBody, request: Request) -> StreamingResponse:
+    async def api_complete_stream(body: Complete, request: Request) -> StreamingResponse:
         """The same as /api/complete, as server-sent events: each step's new points, then the result."""
         s, job = complete_job(body)
         return stream(s, job, request, "completions")
 
     @app.post("/api/sample")
-    async def api_sample(body: SampleBody, request: Request) -> Response:
+    async def api_sample(body: Sample, request: Request) -> Response:
         """N new sketches (prior draws for a conditional model)."""
         s, job = sample_job(body)
         return _json({"sketches": await run(s, job, request)})
 
     @app.post("/api/sample/stream")
-    async def api_sample_stream(body: SampleBody, request: Request) -> StreamingResponse:
+    async def api_sample_stream(body: Sample, request: Request) -> StreamingResponse:
         """The same as /api/sample, as server-sent events."""
         s, job = sample_job(body)
         return stream(s, job, request, "sketches")
@@ -309,11 +343,10 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
             raise _invalid("model", f"{s.id} is unconditional: it has no latent space")
 
     @app.post("/api/variations")
-    async def api_variations(body: VariationsBody, request: Request) -> Response:
+    async def api_variations(body: Variations, request: Request) -> Response:
         """N sketches decoded from one drawing's mean z (the demos' auto-encode)."""
         s = lookup(body.model)
         conditional(s)
-        check_n(body.n)
         strokes = checked_strokes("strokes", body.strokes, s, room=0)
         if not len(strokes):
             raise _invalid("strokes", "empty: there is nothing to encode")
@@ -322,12 +355,10 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         return _json({"sketches": await run(s, job, request)})
 
     @app.post("/api/interpolate")
-    async def api_interpolate(body: InterpolateBody, request: Request) -> Response:
+    async def api_interpolate(body: Interpolate, request: Request) -> Response:
         """Sketches decoded along the slerp path from a's mean z to b's, both ends included."""
         s = lookup(body.model)
         conditional(s)
-        if body.steps > limits.max_steps:
-            raise _invalid("steps", f"at most {limits.max_steps}, got {body.steps}")
         pair = []
         for field in ("a", "b"):
             strokes = checked_strokes(field, getattr(body, field), s, room=0)
@@ -345,6 +376,23 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         """422 naming each field; finite numbers only (JSON NaN and Infinity are refused here too)."""
         errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")}
                   for e in exc.errors()]
+        kind = request.headers.get("content-type", "")
+        if "json" not in kind.lower() and any(e["loc"] == ["body"] and e["type"] == "model_attributes_type"
+                                              for e in errors):  # FastAPI reads JSON bodies only: say so
+            errors = [{"loc": ["body"], "msg": "expected a JSON body (Content-Type: application/json), got "
+                                               + (f"Content-Type {kind}" if kind else "no Content-Type"),
+                       "type": "content_type"}]
         return JSONResponse(status_code=422, content={"detail": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def unreadable_body(request: Request, exc: StarletteHTTPException) -> Response:
+        """A body FastAPI could not parse (not UTF-8, nested too deeply) is a 422 saying why, like malformed JSON."""
+        cause = exc.__cause__
+        if exc.status_code == 400 and cause is not None:
+            why = ("it is nested too deeply" if isinstance(cause, RecursionError) else
+                   "it is not UTF-8 text" if isinstance(cause, UnicodeError) else type(cause).__name__)
+            return JSONResponse(status_code=422, content={"detail": [{
+                "loc": ["body"], "msg": f"the body could not be read as JSON: {why}", "type": "json_invalid"}]})
+        return await http_exception_handler(request, exc)
 
     return app
