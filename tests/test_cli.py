@@ -574,6 +574,8 @@ def test_complete_of_a_sketch_too_long_for_the_model(tmp_path, capsys):
     (["train", "--log-every", "0"], "argument --log-every: expected a whole number >= 1, got 0"),
     (["serve", "--port", "99999"], "argument --port: expected a whole number from 1 to 65535, got 99999"),
     (["complete", "m", "--strokes", "s.json", "--first", "-3"], "argument --first: expected a whole number >= 0"),
+    (["train", "--seed", str(2**32)], "argument --seed: expected a whole number from 0 to 4294967293"),
+    (["data", "convert", "x.ndjson", "--out", "x.npz", "--valid", "inf"], "argument --valid: expected a fraction"),
 ])
 def test_flag_values_that_make_no_sense_are_refused_by_the_parser(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -621,3 +623,24 @@ def test_serve_on_a_port_in_use_says_so_before_any_url(capsys):
     captured = capsys.readouterr()
     assert "serving" not in captured.out
     assert captured.err.strip() == f"sketchrnn: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_serve_stops_cleanly_on_ctrl_c_and_listens_on_every_address_of_its_host(tmp_path):
+    import signal
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "sketchrnn", "serve", str(SHEEP), "--host", "localhost",
+                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "serving sheep" in server.stdout.readline()
+        for info in socket.getaddrinfo("localhost", port, type=socket.SOCK_STREAM):  # 127.0.0.1, and ::1 if any
+            with socket.socket(info[0], info[1]) as client:
+                client.connect(info[4])
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+    finally:
+        server.kill()
+    assert server.returncode == 0 and "Traceback" not in err and "interrupted" not in err, err

@@ -124,10 +124,20 @@ def test_parse_unknown_key(text, key):
     ("kl_weight=lots", "kl_weight"),
     ("recurrent_dropout_prob=0", "recurrent_dropout_prob"),
     ("batch_size=0", "batch_size"),
+    ("learning_rate=-1", "learning_rate"),
+    ("learning_rate=nan", "learning_rate"),
+    ("decay_rate=1.5", "decay_rate"),
+    ("kl_decay_rate=0", "kl_decay_rate"),
+    ("kl_tolerance=-0.1", "kl_tolerance"),
+    ("grad_clip=0", "grad_clip"),
 ])
 def test_parse_bad_value(text, key):
     with pytest.raises(ValueError, match=key):
         HParams.parse(text)
+
+
+def test_an_infinite_gradient_clip_means_no_clipping_and_is_kept():
+    assert HParams.parse("grad_clip=inf").grad_clip == float("inf")
 
 
 def test_parse_item_without_equals():

@@ -432,7 +432,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"warning: serving on {args.host}: anyone who can reach this machine can use the models "
               "(the default, 127.0.0.1, is this machine only)", file=sys.stderr)
     # first: a port in use is an error before any model loads or any URL is shown
-    with _listen(args.host, args.port) as sock:
+    sockets = _listen(args.host, args.port)
+    try:
         import torch
 
         # The model work runs on the app's one model thread, with torch's threads; this thread keeps one,
@@ -442,24 +443,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(args.models or None, device=args.device, threads=threads)
         names = ", ".join(app.state.served)
         print(f"serving {names} at http://{args.host}:{args.port}/ (API docs at /docs; Ctrl-C stops)")
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=sockets)
+    except KeyboardInterrupt:  # uvicorn has shut down cleanly and passes the Ctrl-C on: the way to stop, not an error
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0
 
 
-def _listen(host: str, port: int):
-    """A listening socket on host:port; OSError naming the address when it cannot be had."""
+def _listen(host: str, port: int) -> list:
+    """Listening sockets on every address of `host` ("" or "0.0.0.0"/"::": all interfaces), as asyncio
+    would bind them; OSError naming the address when one cannot be had."""
     import socket
 
+    sockets: list[socket.socket] = []
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):  # once per address
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # its IPv4 twin has a socket of its own
+            sock.bind(address)
+            sock.listen(2048)
+            sock.set_inheritable(True)
     except OSError as exc:
+        for sock in sockets:
+            sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.set_inheritable(True)
-    return sock
+    return sockets
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -598,6 +612,8 @@ def _split_fraction(text: str) -> float | int:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a fraction below 1 or a count >= 1, got {text!r}")
     return int(value) if value >= 1 and value == int(value) else value
 
 
@@ -744,7 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"total step count of the run (default: the preset's num_steps, {_preset_steps()}; "
                         "on --resume, the run's)")
     p.add_argument("--minutes", type=_number(0, above=True), help="stop this invocation after this many minutes")
-    p.add_argument("--seed", type=_seed,
+    p.add_argument("--seed", type=_int(0, 2**32 - 3),  # the batches' numpy generators take seed, seed + 1, seed + 2
                    help="seed of the initial weights, dropout and batches (default 0; on --resume, the run's)")
     p.add_argument("--max-seq-len", type=_count, help="drop sketches longer than this (default: keep all)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")

@@ -35,7 +35,7 @@ def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator 
     if seed is None:
         return None
     if not -(2**63) <= int(seed) < 2**64:
-        raise ValueError(f"seed {seed} is out of range: a seed is a 64-bit integer (0 to 2**64 - 1)")
+        raise ValueError(f"seed {seed} is out of range: a seed is a 64-bit integer (-2**63 to 2**64 - 1)")
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
     return gen

@@ -95,9 +95,10 @@ class HParams:
             p = getattr(self, name)
             if not 0.0 < p <= 1.0:
                 raise ValueError(f"hparams: {name}={p} is a keep probability and must lie in (0, 1]")
-        for name in ("learning_rate", "grad_clip"):
-            if not 0.0 < getattr(self, name) < math.inf:
-                raise ValueError(f"hparams: {name}={getattr(self, name)} must be a finite number > 0")
+        if not 0.0 < self.learning_rate < math.inf:
+            raise ValueError(f"hparams: learning_rate={self.learning_rate} must be a finite number > 0")
+        if not self.grad_clip > 0.0:  # inf: no clipping
+            raise ValueError(f"hparams: grad_clip={self.grad_clip} must be > 0 (inf: no clipping)")
         for name in ("min_learning_rate", "kl_weight", "kl_weight_start", "kl_tolerance"):
             if not 0.0 <= getattr(self, name) < math.inf:
                 raise ValueError(f"hparams: {name}={getattr(self, name)} must be a finite number >= 0")

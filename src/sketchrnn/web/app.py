@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic.fields import FieldInfo
 
 from .. import generate
 from ..model import SketchRNN
@@ -84,9 +85,11 @@ class InterpolateBody(BaseModel):
     seed: Optional[int] = Field(None, ge=0, lt=2**63)
 
 
-def _bounded(body: type[BaseModel], name: str, default: int, low: int, high: int) -> Any:
-    """`body` with the upper bound of its count `name` set to this app's limit (so /openapi.json shows it)."""
-    return create_model(body.__name__, __base__=body, **{name: (int, Field(default, ge=low, le=high))})
+def _bounded(body: type[BaseModel], name: str, high: int) -> Any:
+    """`body` with an upper bound, this app's limit, on its count `name` (so /openapi.json shows it)."""
+    field = body.model_fields[name]
+    return create_model(body.__name__, __base__=body,
+                        **{name: (field.annotation, FieldInfo.merge_field_infos(field, Field(le=high)))})
 
 
 class BodyLimit:
@@ -117,6 +120,12 @@ class BodyLimit:
 
     def _detail(self, size: str) -> list[dict]:
         return [{"loc": ["body"], "msg": f"the body has {size}: the limit is {self.max_body}", "type": "value_error"}]
+
+
+def _is_json(content_type: str) -> bool:
+    """Whether FastAPI reads a body of this Content-Type as JSON (application/json or application/*+json)."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 def _invalid(field: str | None, message: str) -> HTTPException:
@@ -200,10 +209,10 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
     app.state.served, app.state.limits = served, limits
 
     app.add_middleware(BodyLimit, max_body=limits.max_body)
-    Complete = _bounded(CompleteBody, "n", 9, 1, limits.max_n)
-    Sample = _bounded(SampleBody, "n", 9, 1, limits.max_n)
-    Variations = _bounded(VariationsBody, "n", 9, 1, limits.max_n)
-    Interpolate = _bounded(InterpolateBody, "steps", 10, 2, limits.max_steps)
+    Complete = _bounded(CompleteBody, "n", limits.max_n)
+    Sample = _bounded(SampleBody, "n", limits.max_n)
+    Variations = _bounded(VariationsBody, "n", limits.max_n)
+    Interpolate = _bounded(InterpolateBody, "steps", limits.max_steps)
 
     def lookup(ident: str) -> Served:
         if ident not in served:
@@ -377,7 +386,7 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")}
                   for e in exc.errors()]
         kind = request.headers.get("content-type", "")
-        if "json" not in kind.lower() and any(e["loc"] == ["body"] and e["type"] == "model_attributes_type"
+        if not _is_json(kind) and any(e["loc"] == ["body"] and e["type"] == "model_attributes_type"
                                               for e in errors):  # FastAPI reads JSON bodies only: say so
             errors = [{"loc": ["body"], "msg": "expected a JSON body (Content-Type: application/json), got "
                                                + (f"Content-Type {kind}" if kind else "no Content-Type"),
