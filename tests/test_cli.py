@@ -576,6 +576,7 @@ def test_complete_of_a_sketch_too_long_for_the_model(tmp_path, capsys):
     (["complete", "m", "--strokes", "s.json", "--first", "-3"], "argument --first: expected a whole number >= 0"),
     (["train", "--seed", str(2**32)], "argument --seed: expected a whole number from 0 to 4294967293"),
     (["data", "convert", "x.ndjson", "--out", "x.npz", "--valid", "inf"], "argument --valid: expected a fraction"),
+    (["reconstruct", "m", "--temperatures", ",,"], "argument --temperatures: expected at least one number"),
 ])
 def test_flag_values_that_make_no_sense_are_refused_by_the_parser(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:

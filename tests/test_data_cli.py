@@ -127,3 +127,24 @@ def test_download_through_the_cli_against_a_local_server(tmp_path, capsys):
                  "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach" in err and "offline" in err and len(err.strip().splitlines()) == 1
+
+
+def test_convert_refuses_shares_that_leave_nothing_to_train_on_and_warns_on_counts(tmp_path, capsys):
+    sheep = str(SIMPLIFIED / "sheep.ndjson")
+    assert main(["data", "convert", sheep, "--out", str(tmp_path / "a.npz"), "--valid", "0.6", "--test", "0.6"]) == 2
+    assert "add up to 1.2: nothing would be left to train on" in capsys.readouterr().err
+    assert main(["data", "convert", sheep, "--out", str(tmp_path / "b.npz"), "--valid", "100000"]) == 0
+    assert "warning: no training sketches left for sheep" in capsys.readouterr().err
+    assert main(["data", "show", str(tmp_path / "b.npz"), "--split", "valid", "--out", str(tmp_path / "x.jpg")]) == 2
+    assert "written as .svg or .png, not .jpg" in capsys.readouterr().err and not (tmp_path / "x.jpg").exists()
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+
+    lister = subprocess.Popen([sys.executable, "-m", "sketchrnn", "models", "list"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    lister.stdout.close()  # like `| head` that has read what it wanted
+    err = lister.stderr.read().decode()
+    assert lister.wait(timeout=60) == 141 and err == "", err

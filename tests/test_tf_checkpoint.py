@@ -108,7 +108,7 @@ def test_a_run_is_written_with_its_adam_state(tmp_path) -> None:
     for key, value in optimizer_state(model, tensors).items():
         assert torch.equal(value, state.optimizer[key]), key
     write_checkpoint(model, out, state)  # a checkpoint folder is replaced whole
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "model_config.json",
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "model_config.json", "sketchrnn.json",
                                                     "vector-3.data-00000-of-00001", "vector-3.index"]
     with pytest.raises(FileExistsError, match="not a checkpoint and not empty"):
         write_checkpoint(model, run)  # never over a folder of something else
@@ -179,3 +179,21 @@ def test_the_command_line_takes_a_magenta_folder_and_its_scale_factor(tmp_path, 
                  "--out", str(tmp_path / "s")]) == 0
     assert main(["export", str(folder), "--scale-factor", "22.26", "--out", str(tmp_path / "tf")]) == 0
     assert (tmp_path / "tf" / "vector-0.index").is_file()
+
+
+def test_an_exported_model_keeps_its_own_scale_factor(tmp_path):
+    """An official model was not trained on the data_set its magenta config names: the folder keeps
+    the model's scale factor beside magenta's files, and loading prefers it."""
+    import json
+
+    import sketchrnn
+    from sketchrnn.interop.tf_checkpoint import load_checkpoint
+
+    sheep = sketchrnn.load("sheep")
+    out = write_checkpoint(sheep, tmp_path / "sheeptf")
+    assert json.loads((out / "sketchrnn.json").read_text()) == {"scale_factor": pytest.approx(sheep.scale_factor)}
+    assert load_checkpoint(out).scale_factor == pytest.approx(sheep.scale_factor)
+    assert load_checkpoint(out, scale_factor=2.0).scale_factor == 2.0  # the caller's word comes first
+    (out / "sketchrnn.json").write_text('{"scale_factor": -1}')
+    with pytest.raises(ValueError, match=r"sketchrnn\.json: expected"):
+        load_checkpoint(out)

@@ -48,6 +48,8 @@ def _floats(text: str) -> list[float]:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
     if not all(math.isfinite(v) and v >= 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected finite numbers >= 0, got {text!r}")
     return values
@@ -290,8 +292,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         atomic_write_json(Path(args.per_sketch), {**report, "log_likelihood": lls,
                                                   "nll_data_units": likelihood.nll.tolist()})
-        if not args.json:
-            print(f"wrote each sketch's log-likelihood to {args.per_sketch}")
+        # with --json, stdout is the one JSON object: where the file went goes to stderr
+        print(f"wrote each sketch's log-likelihood to {args.per_sketch}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -603,6 +605,10 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
                            test=args.test, recognized_only=args.recognized_only, max_len=args.max_len,
                            errors=args.errors, simplify=simplify, svg_category=args.svg_category, problems=problems)
     print(report.summary())
+    empty = [name for name in report.class_names if not report.kept["train"].get(name)]
+    if empty:
+        print(f"warning: no training sketches left for {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}: "
+              "--valid and --test took them all", file=sys.stderr)
     return 0
 
 
@@ -666,6 +672,8 @@ def cmd_data_show(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.file}: no sketch to show in split {args.split!r}")
     sketches = [np.asarray(s, dtype=np.float64) for s, _ in picked]
     out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise ValueError(f"{out}: the picture is written as .svg or .png, not {out.suffix or 'a file with no suffix'}")
     save = save_grid_png if out.suffix.lower() == ".png" else save_grid_svg
     save(grid_from_list(sketches, args.columns), out)
     print(f"wrote {len(picked)} sketches of {args.file} ({args.split}) to {out}, row by row:")
@@ -965,6 +973,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sketchrnn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing left to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 141
     except (ValueError, OSError, TrainingError) as exc:  # bad input or a stopped run: one clear line
         print(f"sketchrnn: error: {exc}", file=sys.stderr)
         return 2

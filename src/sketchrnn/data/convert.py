@@ -496,6 +496,8 @@ def build_splits(
     _check_errors(errors)
     valid = _check_split_arg("valid", valid)
     test = _check_split_arg("test", test)
+    if isinstance(valid, float) and isinstance(test, float) and valid + test >= 1:
+        raise ValueError(f"valid={valid:g} and test={test:g} add up to {valid + test:g}: nothing would be left to train on")
     if svg_category not in ("parent", "stem"):
         raise ValueError(f"svg_category must be 'parent' or 'stem', not {svg_category!r}")
     if max_len is not None and max_len < 1:

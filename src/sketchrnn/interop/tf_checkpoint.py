@@ -19,6 +19,7 @@ import numpy as np
 from ..model import SketchRNN
 from .magenta_tf import from_tf_variables
 from .tf_bundle import BundleError, read_bundle
+from .tf_write import SIDECAR
 
 __all__ = ["checkpoint_prefix", "is_checkpoint_dir", "load_checkpoint", "read_checkpoint", "trainable_variables",
            "write_checkpoint"]
@@ -65,12 +66,29 @@ def trainable_variables(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]
             and not k.startswith("vector_rnn/vector_rnn/") and k.split("/")[-1] not in SCALARS}
 
 
+def stored_scale_factor(folder: Path) -> float | None:
+    """The scale factor sketchrnn wrote beside a checkpoint it exported (None: there is none)."""
+    path = folder / SIDECAR
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text())["scale_factor"]
+        if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+            raise ValueError(f"scale_factor {value!r} is not a positive number")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: expected {{\"scale_factor\": a positive number}} ({exc})") from None
+    return float(value)
+
+
 def load_checkpoint(folder: str | Path, scale_factor: float | None = None) -> SketchRNN:
     """The model of a magenta checkpoint folder. magenta's config does not store the scale factor:
-    it is `scale_factor`, else computed from the config's `data_set` (found beside the folder, or
-    bundled, cached or downloaded)."""
+    it is `scale_factor`, else the one sketchrnn stored beside a folder it exported (`SIDECAR`),
+    else computed from the config's `data_set` (found beside the folder, or bundled, cached or
+    downloaded)."""
     folder = Path(folder)
     config, tensors = read_checkpoint(folder)
+    if scale_factor is None:
+        scale_factor = stored_scale_factor(folder)
     if scale_factor is None:
         from ..data import load_dataset
 

@@ -6,6 +6,9 @@ place (nothing half-written is ever left at `directory`):
 - ``model_config.json``: magenta's hyperparameters in magenta's key order, booleans as
   ``true``/``false`` (as ``json.dump(hps.values())`` writes them; magenta reads 0/1 too);
 - ``checkpoint``: ``model_checkpoint_path: "vector-STEP"`` (relative, as TF writes it);
+- ``sketchrnn.json``: ``{"scale_factor": ...}``, the model's own scale factor, which magenta's
+  files do not hold (magenta ignores the file; `load_checkpoint` prefers it to recomputing the
+  factor from ``data_set``, which a model from elsewhere may not have been trained on);
 - ``vector-STEP.index`` and ``vector-STEP.data-00000-of-00001``: the tensor bundle
   (`write_bundle`: for a checkpoint magenta wrote, read and written back, the same bytes).
 
@@ -33,6 +36,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import numpy as np
 
 from .tf_bundle import crc32c
+
+SIDECAR = "sketchrnn.json"  # {"scale_factor": ...}: the model's own, which magenta's files do not hold
 
 if TYPE_CHECKING:
     from ..model import SketchRNN
@@ -311,6 +316,7 @@ def write_checkpoint(model: "SketchRNN", directory: str | Path, trainer: "Traine
         name = f"{PREFIX}-{step}"
         write_bundle(tmp / name, tensors)
         for file, text in (("model_config.json", json.dumps(magenta_config(model), indent=True)),
+                           (SIDECAR, json.dumps({"scale_factor": float(model.scale_factor)})),
                            ("checkpoint", f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')):
             with open(tmp / file, "w") as f:
                 f.write(text)
