@@ -148,3 +148,9 @@ def test_output_into_a_closed_pipe_ends_quietly():
     lister.stdout.close()  # like `| head` that has read what it wanted
     err = lister.stderr.read().decode()
     assert lister.wait(timeout=60) == 141 and err == "", err
+
+
+def test_info_lists_the_splits_of_an_npz_as_train_valid_test():
+    from sketchrnn.data import describe_dataset
+
+    assert list(describe_dataset(SHARED / "data" / "aaron_sheep.npz")["splits"]) == ["train", "valid", "test"]

@@ -100,7 +100,9 @@ def describe_dataset(path: str | Path) -> dict:
     name = path.stem
     n_max = max((len(s) for sketches in data.values() for s in sketches), default=0)
     splits = {}
-    for split, sketches in data.items():
+    # train, valid, test first (as for packed files), whatever order the .npz stores them in
+    for split in sorted(data, key=lambda k: (SPLITS.index(k) if k in SPLITS else len(SPLITS), k)):
+        sketches = data[split]
         lengths = np.array([len(s) for s in sketches], dtype=np.int64)
         splits[split] = {
             "count": len(sketches),
