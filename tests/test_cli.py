@@ -196,6 +196,15 @@ def test_eval_writes_per_sketch_log_likelihoods(run, tmp_path, capsys):
     assert report["mean_log_likelihood"] == pytest.approx(float(np.mean(lls)))
 
 
+
+def test_eval_says_when_its_costs_leave_out_a_part_batch(run, capsys):
+    """magenta's costs are over whole batches (300 test sheep, batches of 32: 288); the likelihoods over all."""
+    assert main(["eval", str(run), "--data", "aaron_sheep", "--split", "test"]) == 0
+    assert "over 288 of 300 sketches (whole batches of 32);" in capsys.readouterr().out
+    assert main(["eval", str(run), "--data", "aaron_sheep", "--split", "test", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["sketches"], report["n_sketches"]) == (288, 300)
+
 # ---------------------------------------------------------------------------- drawing
 def test_sample_from_a_run_with_gifs(run, tmp_path, capsys):
     out = tmp_path / "D"

@@ -293,6 +293,20 @@ def test_last_checkpoint_without_validation_takes_the_logged_costs(gen_run: Path
     assert run_info(run, "last")["r_loss"] == last_train["r_cost"]
 
 
+
+def test_a_damaged_evaluation_gives_way_to_the_logged_costs(gen_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(gen_run, run)
+    pointer = json.loads((run / "checkpoint.json").read_text())
+    expected = run_info(run)
+    for content in ("not json", "[1]", '{"valid": {"cost": true, "r_cost": 1, "kl_cost": 1}}'):
+        (run / pointer["best"] / "eval.json").write_text(content)
+        logged = next(json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+                      if json.loads(line)["kind"] == "valid" and json.loads(line)["step"] == pointer["best_step"])
+        info = run_info(run)
+        assert info["r_loss"] == logged["r_cost"] and info["kl_loss"] == logged["kl_cost"], content
+        assert info == expected  # the same figures: the log holds what eval.json held
+
 # ---------------------------------------------------------------------- refusals: one line, nothing left
 def _small(**changes) -> SketchRNN:
     torch.manual_seed(0)

@@ -178,7 +178,10 @@ def test_the_command_line_takes_a_magenta_folder_and_its_scale_factor(tmp_path, 
     assert main(["sample", str(folder), "--scale-factor", "22.26", "--n", "2", "--seed", "1",
                  "--out", str(tmp_path / "s")]) == 0
     assert main(["export", str(folder), "--scale-factor", "22.26", "--out", str(tmp_path / "tf")]) == 0
-    assert (tmp_path / "tf" / "vector-0.index").is_file()
+    # the folder's own Adam moments and step come along: TF's files again, byte for byte
+    for suffix in (".index", ".data-00000-of-00001"):
+        assert (tmp_path / "tf" / f"vector-5{suffix}").read_bytes() == (folder / f"vector-5{suffix}").read_bytes()
+    assert json.loads((tmp_path / "tf" / "sketchrnn.json").read_text()) == {"scale_factor": 22.26}
 
 
 def test_an_exported_model_keeps_its_own_scale_factor(tmp_path):
@@ -194,6 +197,7 @@ def test_an_exported_model_keeps_its_own_scale_factor(tmp_path):
     assert json.loads((out / "sketchrnn.json").read_text()) == {"scale_factor": pytest.approx(sheep.scale_factor)}
     assert load_checkpoint(out).scale_factor == pytest.approx(sheep.scale_factor)
     assert load_checkpoint(out, scale_factor=2.0).scale_factor == 2.0  # the caller's word comes first
-    (out / "sketchrnn.json").write_text('{"scale_factor": -1}')
-    with pytest.raises(ValueError, match=r"sketchrnn\.json: expected"):
-        load_checkpoint(out)
+    for bad in ('{"scale_factor": -1}', '{"scale_factor": true}', '{"scale_factor": "63"}', '[63]'):
+        (out / "sketchrnn.json").write_text(bad)
+        with pytest.raises(ValueError, match=r"sketchrnn\.json: expected"):
+            load_checkpoint(out)

@@ -26,21 +26,25 @@ def load(path: str | Path, which: str = "best", scale_factor: float | None = Non
     A folder magenta's TensorFlow trainer saved is read too; its scale factor is `scale_factor`,
     else computed from the data its model_config.json names.
     """
-    from .interop.magenta_js import load_magenta_js
-    from .store import is_model_dir, load_model
-    from .train.checkpoint import is_run_dir, load_run_model
     from .zoo import model_path
 
     path = model_path(path)  # an existing path as it is; an official model's name (cat, cat.vae) → its file
-    if path.name.endswith(".json") and path.is_file():
-        return load_magenta_js(path)  # decoder-only or VAE, as the file's info says
-    if path.is_dir() and is_run_dir(path):
-        return load_run_model(path, which)
-    from .interop.tf_checkpoint import is_checkpoint_dir, load_checkpoint
+    kind = _kind_of(path)
+    if kind == "magenta-js":
+        from .interop.magenta_js import load_magenta_js
 
-    if is_checkpoint_dir(path):
+        return load_magenta_js(path)  # decoder-only or VAE, as the file's info says
+    if kind == "run":
+        from .train.checkpoint import load_run_model
+
+        return load_run_model(path, which)
+    if kind == "tf":
+        from .interop.tf_checkpoint import load_checkpoint
+
         return load_checkpoint(path, scale_factor)
-    if path.is_dir() and is_model_dir(path):
+    if kind == "model":
+        from .store import load_model
+
         return load_model(path)
     expected = "expected a training run, a saved model directory or a .gen.json / .vae.json file"
     if not path.exists():
@@ -50,21 +54,31 @@ def load(path: str | Path, which: str = "best", scale_factor: float | None = Non
     raise FileNotFoundError(f"{path}: not a model ({expected}){hint}")
 
 
-def _models_in(folder: Path) -> list[Path]:
-    """What `load` would take among a folder's entries, by name (none where the folder cannot be read)."""
+def _kind_of(path: Path) -> str | None:
+    """Which of `load`'s readers takes `path`, by its name and layout (None: none of them)."""
     from .interop.tf_checkpoint import is_checkpoint_dir
     from .store import is_model_dir
     from .train.checkpoint import is_run_dir
 
-    def is_model(p: Path) -> bool:
-        if p.is_file():
-            return p.name.endswith((".gen.json", ".vae.json"))
-        return p.is_dir() and (is_run_dir(p) or is_model_dir(p) or is_checkpoint_dir(p))
+    if path.is_file():
+        return "magenta-js" if path.name.endswith(".json") else None
+    if not path.is_dir():
+        return None
+    if is_run_dir(path):
+        return "run"
+    if is_checkpoint_dir(path):
+        return "tf"
+    return "model" if is_model_dir(path) else None
 
+
+def _models_in(folder: Path) -> list[Path]:
+    """What `load` would take among a folder's entries (none where the folder cannot be read)."""
     try:
-        return sorted(p for p in folder.iterdir() if is_model(p))
+        entries = sorted(folder.iterdir())
     except OSError:  # an unreadable folder: the message goes without the hint
         return []
+    # among files, only the names that say what they hold: any .json would be tried, not offered
+    return [p for p in entries if _kind_of(p) and (p.is_dir() or p.name.endswith((".gen.json", ".vae.json")))]
 
 
 def pretrained(name: str, kind: str = "gen", set: str = "large_models") -> SketchRNN:

@@ -282,8 +282,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
     else:
+        n = report["n_sketches"]
+        over = (f"{result.sketches} sketches" if result.sketches == n else  # magenta's costs leave out a last part batch
+                f"{result.sketches} of {n} sketches (whole batches of {model.hps.batch_size})")
         print(f"{args.split}: L_R {result.r_cost:.4f} (pen loss masked: {result.r_cost_masked:.4f}), "
-              f"L_KL {result.kl_cost:.4f}, cost {result.cost:.4f} over {result.sketches} sketches; "
+              f"L_KL {result.kl_cost:.4f}, cost {result.cost:.4f} over {over}; "
               f"mean log-likelihood per sketch {report['mean_log_likelihood']:.2f}")
         print(f"NLL in data units: {report['nll_per_sketch']:.2f} ± {report['nll_per_sketch_stderr']:.2f} per sketch, "
               f"{report['nll_per_point']:.4f} per point (scale factor {model.scale_factor:g})")
@@ -552,8 +555,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _print_run_progress(path: Path) -> None:
     """For a training run: its steps, and the best checkpoint's step and validation costs."""
-    from .store import read_json
-    from .train.checkpoint import is_run_dir, read_pointer
+    from .train.checkpoint import is_run_dir, read_pointer, stored_costs
 
     if not is_run_dir(path):
         return
@@ -562,14 +564,9 @@ def _print_run_progress(path: Path) -> None:
     if not pointer.get("best"):
         print("  no validation yet (the first comes at save_every)")
         return
-    try:
-        evaluation = read_json(path / pointer["best"] / "eval.json")
-    except (OSError, ValueError):
-        evaluation = None  # the costs are extra: a checkpoint without them is still a model
-    valid = evaluation.get("valid") if isinstance(evaluation, dict) else None
-    numbers = isinstance(valid, dict) and all(isinstance(valid.get(k), (int, float)) for k in ("cost", "r_cost", "kl_cost"))
+    valid = stored_costs(path / pointer["best"])
     costs = (f": validation cost {valid['cost']:.4f} (reconstruction {valid['r_cost']:.4f}, KL {valid['kl_cost']:.4f})"
-             if numbers else "")
+             if valid else "")
     print(f"  best model: step {pointer.get('best_step')}{costs}")
 
 
@@ -577,11 +574,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .interop.export import export, format_of
 
     fmt = format_of(args.out, args.format)  # a wrong name is refused before the model is read
-    from .interop.tf_checkpoint import is_checkpoint_dir
-
-    model = _load(args.model, args.which, args.scale_factor)  # says so when a run has no best model yet
-    source = model if is_checkpoint_dir(args.model) else args.model  # a TF folder with its --scale-factor
-    print(export(source, args.out, fmt, which=args.which).summary())  # a run's figures and optimizer state too
+    _load(args.model, args.which, args.scale_factor)  # a run without a best model yet, a bad MODEL: one line
+    # from the path, not the model: a run's figures, a run's or magenta folder's optimizer state come along
+    print(export(args.model, args.out, fmt, which=args.which, scale_factor=args.scale_factor).summary())
     return 0
 
 

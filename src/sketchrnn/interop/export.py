@@ -95,8 +95,7 @@ def run_info(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
     validation logged at its step, else the last training step logged by then); the size is the
     run's count of training sketches, the steps the checkpoint's own.
     """
-    from ..store import read_json
-    from ..train.checkpoint import POINTER, checkpoint_dir, read_pointer, read_run
+    from ..train.checkpoint import POINTER, checkpoint_dir, read_pointer, read_run, stored_costs
 
     run_dir = Path(run_dir)
     description = read_run(run_dir)
@@ -111,9 +110,7 @@ def run_info(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
     if isinstance(counts.get("train"), int):
         out["training_size"] = counts["train"]
     out["training_steps"] = step
-    costs = None
-    if (directory / "eval.json").is_file():
-        costs = (read_json(directory / "eval.json") or {}).get("valid")
+    costs = stored_costs(directory)
     if costs is None:
         costs = _logged_costs(run_dir / "metrics.jsonl", step)
     if costs is not None:
@@ -207,12 +204,14 @@ def _read_back(model: "SketchRNN", path: Path, format: str) -> tuple[dict, float
 
 
 def export(model: "SketchRNN | str | Path", path: str | Path, format: str | None = None,
-           info: Mapping[str, Any] | None = None, which: str = "best") -> Exported:
+           info: Mapping[str, Any] | None = None, which: str = "best",
+           scale_factor: float | None = None) -> Exported:
     """Write `model` for another implementation: a ``.gen.json``, a ``.vae.json``, or a magenta TF folder.
 
     `model` is a `SketchRNN`, or anything `sketchrnn.load` takes (a run, a saved model, a model
-    file, an official name; `which` picks a run's checkpoint); from a run the file's info gets the
-    run's losses, size and steps (`run_info`). `format` is ``"gen.json"``, ``"vae.json"`` or
+    file, an official name; `which` picks a run's checkpoint, `scale_factor` is a magenta folder's, as
+    for `sketchrnn.load`); from a run the file's info gets the run's losses, size and steps
+    (`run_info`), and a tf export of a run or a magenta folder keeps its optimizer state and step. `format` is ``"gen.json"``, ``"vae.json"`` or
     ``"tf"``, from the name of `path` when None. `info` adds to or replaces entries of the info
     dict, except ``mode``, ``version``, ``scale_factor`` and ``max_seq_len``, which are the model's.
     Raises `ExportError` (a ValueError, one line) for what the target cannot hold; nothing is then
@@ -230,9 +229,9 @@ def export(model: "SketchRNN | str | Path", path: str | Path, format: str | None
         source = model_path(model)
         if source.is_dir() and is_run_dir(source):
             extra = run_info(source, which)
-        model = load(source, which)
+        model = load(source, which, scale_factor)
     if format == "tf":
-        return _export_tf(model, path, _run_trainer(source, which) if source is not None else None)
+        return _export_tf(model, path, _trainer_of(source, which, model) if source is not None else None)
     check_javascript(model, format)
     from .magenta_js import write_gen_json, write_vae_json
 
@@ -248,10 +247,16 @@ def export(model: "SketchRNN | str | Path", path: str | Path, format: str | None
     return Exported(path, format, written, count, worst, where)
 
 
-def _run_trainer(source: Path, which: str):
-    """The optimizer state of a run's checkpoint `which`, where it has one (the latest does), else None."""
+def _trainer_of(source: Path, which: str, model: "SketchRNN"):
+    """The optimizer state and step that go with `model`, read from `source`: a run's checkpoint
+    `which` where it has one (the latest does), a magenta folder's own; else None."""
     from ..train.checkpoint import is_run_dir, load_trainer_state, read_pointer
+    from .tf_checkpoint import is_checkpoint_dir
 
+    if is_checkpoint_dir(source):
+        from .tf_write import read_training_checkpoint
+
+        return read_training_checkpoint(source, model.hps, model.scale_factor)[1]
     if not (source.is_dir() and is_run_dir(source)):
         return None
     pointer = read_pointer(source)

@@ -73,7 +73,7 @@ def stored_scale_factor(folder: Path) -> float | None:
         return None
     try:
         value = json.loads(path.read_text())["scale_factor"]
-        if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < float("inf")):
             raise ValueError(f"scale_factor {value!r} is not a positive number")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path}: expected {{\"scale_factor\": a positive number}} ({exc})") from None

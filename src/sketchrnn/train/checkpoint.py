@@ -35,6 +35,7 @@ POINTER = "checkpoint.json"
 CHECKPOINTS = "checkpoints"
 TRAINER_TENSORS = "trainer.safetensors"
 TRAINER_STATE = "trainer.json"
+EVALUATION = "eval.json"  # beside a checkpoint: the validation costs it was chosen by
 
 
 @dataclass
@@ -172,7 +173,7 @@ def save_checkpoint(
             "numpy_rng": trainer.numpy_rng,
         })
     if extra is not None:
-        atomic_write_json(tmp / "eval.json", extra)
+        atomic_write_json(tmp / EVALUATION, extra)
     _fsync_dir(tmp)
     os.replace(tmp, final)
     _fsync_dir(final.parent)
@@ -193,6 +194,21 @@ def _cleanup(run_dir: Path, keep: set, old: str | None) -> None:
     for entry in base.iterdir():
         if entry.name.startswith(".tmp-"):
             shutil.rmtree(entry, ignore_errors=True)
+
+
+def stored_costs(directory: Path) -> dict[str, float] | None:
+    """The validation costs saved with a checkpoint (cost, r_cost, kl_cost), None where there are none.
+
+    They are extra: a checkpoint whose eval.json is missing, unreadable or odd is still a model."""
+    try:
+        valid = read_json(Path(directory) / EVALUATION).get("valid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    keys = ("cost", "r_cost", "kl_cost")
+    if not (isinstance(valid, dict) and all(isinstance(valid.get(k), (int, float))
+                                            and not isinstance(valid.get(k), bool) for k in keys)):
+        return None
+    return {k: float(valid[k]) for k in keys}
 
 
 def read_trainer_info(run_dir: Path) -> dict[str, Any]:

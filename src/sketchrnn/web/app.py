@@ -9,7 +9,7 @@ A WebSocket would add a second protocol for no message the client needs to send 
 import asyncio
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
@@ -272,7 +272,7 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
             if error == "time limit reached":
                 raise HTTPException(504, detail=error)
             field = error.split(":", 1)[0]  # the library's messages start with the argument they are about
-            raise _invalid(field if field in type(job).__dataclass_fields__ else None, error)
+            raise _invalid(field if field in {f.name for f in fields(job)} else None, error)
         return [sk.tolist() for sk in sketches]
 
     def stream(s: Served, job: Job, request: Request, key: str) -> StreamingResponse:
