@@ -117,7 +117,10 @@ def test_conditional_endpoints(client, run):
 @pytest.mark.parametrize("body, field, message", [
     ({"model": "sheep", "strokes": [[1, 2]]}, "strokes", "row 0 has 2 values"),
     ({"model": "sheep", "strokes": [[1e9, 2, 0]]}, "strokes", "larger than"),
-    ({"model": "sheep", "strokes": [[1, 2, 0]] * 200}, "strokes", "200 points"),
+    ({"model": "sheep", "strokes": [[1, 2, 0]] * 200}, "strokes", "200 points, but this model draws sketches of "
+     "at most 156 (its max_seq_len), and an ending needs room for one more: give at most 155"),
+    ({"model": "sheep", "strokes": [10, 5, 0, 20, 3, 1]}, "strokes",  # one message, not one per number
+     "expected a list of [dx, dy, p] rows, but item 0 is 10, not a row"),
     ({"model": "sheep", "strokes": [[1, 2, 3]]}, "strokes", "pen value"),
     ({"model": "sheep", "strokes": START, "temperature": 2.5}, "temperature", "less than or equal to 2"),
     ({"model": "sheep", "strokes": START, "temperature": -1}, "temperature", "greater than or equal to 0"),
@@ -167,6 +170,20 @@ def test_misspelt_fields_and_wrong_types_are_refused_not_converted(client, body,
     url = "/api/sample" if "strokes" not in body else "/api/complete"
     detail = client.post(url, json=body).json()["detail"]
     assert isinstance(detail, list) and any(d["loc"] == loc and message in d["msg"] for d in detail), detail
+
+
+def test_the_documentation_pages_work_offline(client):
+    """/docs and /redoc load their scripts from the app itself, never from a CDN."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert sources and not any("//" in url for url in sources), sources  # no other host
+        for url in sources:
+            assert client.get(url).status_code == 200, url
+    flat = client.post("/api/interpolate", json={"model": "cond", "a": [1, 2, 0], "b": [[1, 2, 0]]}).json()["detail"]
+    assert len(flat) == 1 and flat[0]["loc"] == ["body", "a"] and "not a row" in flat[0]["msg"], flat
 
 
 def test_the_openapi_page_gives_the_apps_limits(client):

@@ -272,18 +272,47 @@ def test_finish_my_drawing(page, tmp_path):
     page.click("#undo")
     assert page.get_attribute("#pad", "data-strokes") == str(1 + len(adopted))
     wait_done(page, "#endings", before)
-    # a model that takes fewer points says so, by the field
-    with page.expect_request("**/api/complete/stream") as request:
-        page.select_option("#model", cond["id"])
-    sent = len(json.loads(request.value.post_data)["strokes"])
-    page.wait_for_selector("#endings:not([data-state='drawing'])")
-    if sent > cond["max_seq_len"] - 1:
-        assert page.get_attribute("#endings", "data-state") == "error"
-        assert f"strokes: {sent} points: this model takes at most {cond['max_seq_len'] - 1}" in page.inner_text("#status")
-    else:
-        assert page.get_attribute("#endings", "data-state") == "done"
+    # another model answers for the drawing kept so far (or says it has no room left: next test)
+    before = run_of(page, "#endings")
+    page.select_option("#model", cond["id"])
+    page.wait_for_function("above => { const el = document.querySelector('#endings');"
+                           " return Number(el.dataset.run) > above && el.dataset.state !== 'drawing'; }", arg=before)
+    assert page.get_attribute("#endings", "data-state") in ("done", "error"), page.inner_text("#status")
     page.click("#clear")
     assert page.get_attribute("#pad", "data-strokes") == "0"
+
+
+def test_the_pad_keeps_every_line_in_sight_and_says_when_the_model_is_full(page):
+    sheep, cond = models(page)
+    pad = page.locator("#pad").bounding_box()
+    assert page.get_attribute("#pad", "viewBox") is None  # one unit per CSS pixel while all fits
+    # a stroke that leaves the pad on the right (the pointer is captured): the view zooms out to it
+    with page.expect_request("**/api/complete/stream"):
+        draw(page, "#pad", [(100, 200), (pad["width"] - 40, 220), (pad["width"] + 160, 240)])
+    x, y, w, h = map(float, page.get_attribute("#pad", "viewBox").split())
+    assert x <= 0 and y <= 0 and x + w >= pad["width"] + 160 and y + h >= pad["height"] and abs(w - h) < 1
+    wait_done(page, "#endings")
+    page.click("#undo")  # the view comes back with the stroke gone; no endings of the old drawing stay
+    assert page.get_attribute("#pad", "viewBox") is None
+    assert page.locator("#endings svg.cell").count() == 0
+    assert page.inner_text("#status") == "the pad is empty: draw something"
+
+    # a drawing as long as the model's sketches: refused before asking, in words, with no cells
+    page.select_option("#model", cond["id"])
+    n = cond["max_seq_len"] + 10
+    step = min(4.0, 380 / n)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/api/complete" in r.url else None)
+    draw(page, "#pad", [(20 + i * step, 150 + 30 * (i % 2)) for i in range(n)])  # a zigzag: every corner stays
+    page.wait_for_selector("#endings[data-state='error']", state="attached")  # empty: no size to be visible
+    status = page.inner_text("#status")
+    assert f"draws sketches of at most {cond['max_seq_len']}: there is no room left for an ending" in status, status
+    assert page.locator("#endings svg.cell").count() == 0 and not requests
+    # each tab keeps its own status line
+    page.click("#tab-dream")
+    assert "no room left" not in page.inner_text("#status")
+    page.click("#tab-finish")
+    assert page.inner_text("#status") == status
 
 
 def test_dream(page, tmp_path):
@@ -330,6 +359,9 @@ def test_morph_for_a_conditional_model(page, tmp_path):
     red, dark = ink(page.locator("#panel-morph .results").screenshot())
     assert dark > 2000, dark
     assert ink(keep(page, "web_morph.png", tmp_path))[1] > 2000
+    # a new A: the row and the variations were of the old one, and go
+    page.click("button.pick[data-pad='a'][data-from='clear']")
+    assert page.locator("#morph-row svg.cell").count() == 0 and page.locator("#variations svg.cell").count() == 0
 
     # an unconditional model turns the tab off again
     page.select_option("#model", "sheep")

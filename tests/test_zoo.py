@@ -301,7 +301,9 @@ def test_unknown_model_name_is_one_line(tmp_path, capsys):
                    "(`sketchrnn models list` lists them)\n")
     assert main(["info", "sheep.gen.json"]) == 2
     assert "the official model is named sheep" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="no such model"):
+    with pytest.raises(FileNotFoundError, match=r"nothing: no such model: there is no nothing in "):
         sketchrnn.load(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match=r"cat.gen.json: no such model: the folder .*/gone does not exist"):
+        sketchrnn.load(tmp_path / "gone" / "cat.gen.json")  # a path, not a name: no zoo suggestions
     with pytest.raises(ZooError, match="not an official model name"):
         sketchrnn.pretrained("unicorn")

@@ -46,7 +46,8 @@ def load(path: str | Path, which: str = "best", scale_factor: float | None = Non
         from .store import load_model
 
         return load_model(path)
-    expected = "expected a training run, a saved model directory or a .gen.json / .vae.json file"
+    expected = ("expected a training run, a saved model directory, a .gen.json / .vae.json file or a magenta "
+                "checkpoint folder")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model ({expected})")
     inside = _models_in(path) if path.is_dir() else []

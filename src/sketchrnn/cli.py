@@ -15,8 +15,8 @@
     sketchrnn models list [--kind gen|vae] [--set large_models|models]
     sketchrnn models download NAME... [--kind gen|vae] [--set large_models|models] [--base-url URL]
 
-A MODEL (RUN_DIR) is a training run, a saved model directory, a model file, or an official model's
-name (cat, cat.vae: sketchrnn.zoo, downloaded on first use; the sheep model is bundled).
+A MODEL (RUN_DIR) is a training run, a saved model directory, a model file, a magenta TF checkpoint
+folder, or an official model's name (cat, cat.vae: sketchrnn.zoo, downloaded on first use; the sheep model is bundled).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from .hparams import PRESETS, HParams
 from .errors import TrainingError
 
 
-MODEL_HELP = ("a training run, a saved model directory, a model file (.gen.json, .vae.json), or an official "
-              "model's name: cat, cat.vae (sketchrnn models list; downloaded on first use)")
+MODEL_HELP = ("a training run, a saved model directory, a model file (.gen.json, .vae.json), a magenta TF "
+              "checkpoint folder, or an official model's name: cat, cat.vae (sketchrnn models list; downloaded "
+              "on first use)")
 SAMPLE_TEMPERATURE = 0.5  # tidy sketches from trained models (the official ones included), as the demos draw
 
 
@@ -411,7 +412,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
                   complete=[s.astype(np.float32) for s in finished])
     save_npz(out / "complete.npz", splits, dtype=np.float32)
     written.append(out / "complete.npz")
-    what = (f"{len(finished)} completions of {k} given points (complete_*.svg/.png, grid.svg/.png, complete.npz "
+    what = (f"{len(finished)} completion{'s' if len(finished) != 1 else ''} of {k} given points (complete_*.svg/.png, grid.svg/.png, complete.npz "
             f"with splits {', '.join(splits)})")
     _finish_outputs(out, written, _own_outputs("complete|grid"), what)
     return 0

@@ -232,6 +232,10 @@ def model_path(spec: str | os.PathLike[str]) -> Path:
     parsed = parse_name(text)
     if parsed is not None:
         return download_model(*parsed, progress=sys.stderr.isatty())
+    if len(path.parts) > 1 and not path.parent.exists():  # a path, not a name: say which part is missing
+        raise FileNotFoundError(f"{text}: no such model: the folder {path.parent} does not exist")
+    if len(path.parts) > 1:
+        raise FileNotFoundError(f"{text}: no such model: there is no {path.name} in {path.parent}")
     stem = text.removesuffix(".json")
     hint = f"; the official model is named {stem.removesuffix('.gen')}" if parse_name(stem) else _suggest(text)
     raise FileNotFoundError(

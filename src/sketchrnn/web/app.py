@@ -21,8 +21,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, field_validator
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from .. import generate
 from ..model import SketchRNN
@@ -65,13 +67,28 @@ class SampleBody(BaseModel):
     seed: Optional[int] = Field(None, ge=0, lt=2**63)
 
 
+def _rows(value: Any) -> Any:
+    """One message for a list that is not of rows (a flat [dx, dy, p, dx, ...] gave one per number)."""
+    if isinstance(value, list):
+        bad = next((i for i, row in enumerate(value) if not isinstance(row, list)), None)
+        if bad is not None:
+            item = repr(value[bad])
+            raise PydanticCustomError("rows", "expected a list of [dx, dy, p] rows, but item {bad} is {item}, not a row",
+                                      {"bad": bad, "item": item if len(item) <= 40 else item[:37] + "..."})
+    return value
+
+
 class CompleteBody(SampleBody):
     strokes: list[list[float]]
     z: Literal["prior", "encode"] = "prior"
 
+    check_rows = field_validator("strokes", mode="before")(_rows)
+
 
 class VariationsBody(SampleBody):
     strokes: list[list[float]]
+
+    check_rows = field_validator("strokes", mode="before")(_rows)
 
 
 class InterpolateBody(BaseModel):
@@ -83,6 +100,8 @@ class InterpolateBody(BaseModel):
     steps: int = Field(10, ge=2)
     temperature: float = Field(0.1, ge=0.0, le=2.0, allow_inf_nan=False)
     seed: Optional[int] = Field(None, ge=0, lt=2**63)
+
+    check_rows = field_validator("a", "b", mode="before")(_rows)
 
 
 def _bounded(body: type[BaseModel], name: str, high: int) -> Any:
@@ -204,8 +223,9 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
         yield
         compute.close()  # the model thread ends with the app
 
-    app = FastAPI(title="sketchrnn", description="sketch-rnn: finish drawings, dream, morph.", version="1",
-                  lifespan=lifespan)
+    # /docs and /redoc with their scripts served by the app: the page works offline, as ours does
+    app = FastAPIOffline(title="sketchrnn", description="sketch-rnn: finish drawings, dream, morph.", version="1",
+                         lifespan=lifespan, favicon_url="/static/favicon.svg")
     app.state.served, app.state.limits = served, limits
 
     app.add_middleware(BodyLimit, max_body=limits.max_body)
@@ -230,9 +250,11 @@ def create_app(models: list[str] | None = None, device: str = "cpu", limits: Lim
             raise _invalid(field, f"an offset is larger than {limits.max_offset:g} data units")
         if not np.isin(arr[:, 2], (0, 1)).all():
             raise _invalid(field, "the pen value p must be 0 or 1")
-        most = s.model.hps.max_seq_len - room
-        if len(arr) > most:
-            raise _invalid(field, f"{len(arr)} points: this model takes at most {most}")
+        longest = s.model.hps.max_seq_len
+        if len(arr) > longest - room:
+            why = (f"and an ending needs room for one more: give at most {longest - room}" if room else "")
+            raise _invalid(field, f"{len(arr)} points, but this model draws sketches of at most {longest} (its "
+                                  f"max_seq_len){', ' + why if why else ''}")
         return arr
 
     def submit(s: Served, job: Job) -> None:

@@ -180,7 +180,12 @@ const $ = (id) => document.getElementById(id);
 
 function factor() { return state.model.scale_factor / PIXEL_STD; }
 
-function setStatus(text, error = false) {
+const messages = {}; // the last status line of each tab, shown again when the tab is
+
+/** The status line of `tab` (the current one by default), shown at once if that tab is open. */
+function setStatus(text, error = false, tab = document.body.dataset.tab) {
+  messages[tab] = { text, error };
+  if (tab !== document.body.dataset.tab) return;
   const el = $("status");
   el.textContent = text;
   el.classList.toggle("error", error);
@@ -198,7 +203,7 @@ function randomSeed() { return Math.floor(Math.random() * 2 ** 31); }
 
 /** A drawing surface: pointer events (mouse, pen, finger) into simplified polylines in px. */
 class Pad {
-  constructor(svg, onStroke) {
+  constructor(svg, onStroke, onChange) {
     this.svg = svg;
     this.lines = []; // simplified polylines, px
     this.kinds = []; // "given" (drawn) or "continuation" (adopted from the model), per line
@@ -206,15 +211,36 @@ class Pad {
     this.current = null;
     this.pointer = null;
     this.onStroke = onStroke;
+    this.onChange = onChange; // the lines changed (drawn, adopted, set, undone, cleared)
     svg.addEventListener("pointerdown", (e) => this.down(e));
     svg.addEventListener("pointermove", (e) => this.move(e));
     svg.addEventListener("pointerup", (e) => this.up(e));
     svg.addEventListener("pointercancel", (e) => this.up(e));
   }
 
+  /** A pointer's position in the pad's own units (CSS px at the pad's natural size). */
   position(e) {
+    const ctm = this.svg.getScreenCTM();
+    if (!ctm) { const r = this.svg.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; }
+    const p = new DOMPoint(e.clientX, e.clientY).matrixTransform(ctm.inverse());
+    return [p.x, p.y];
+  }
+
+  /** The view: the pad's own size, zoomed out (never in) so that every line stays in sight, as an
+   * adopted ending may run past the edge. */
+  fit() {
     const r = this.svg.getBoundingClientRect();
-    return [e.clientX - r.left, e.clientY - r.top];
+    const box = bounds([this.lines]);
+    const m = 12;
+    if (!box || !r.width || (box.x0 >= m && box.y0 >= m && box.x1 <= r.width - m && box.y1 <= r.height - m)) {
+      this.svg.removeAttribute("viewBox"); // one unit per CSS pixel: pointer and drawing agree
+      return;
+    }
+    const x0 = Math.min(0, box.x0 - m), y0 = Math.min(0, box.y0 - m);
+    const x1 = Math.max(r.width, box.x1 + m), y1 = Math.max(r.height, box.y1 + m);
+    const s = Math.max((x1 - x0) / r.width, (y1 - y0) / r.height);
+    const w = r.width * s, h = r.height * s;
+    this.svg.setAttribute("viewBox", `${x0 - (w - (x1 - x0)) / 2} ${y0 - (h - (y1 - y0)) / 2} ${w} ${h}`);
   }
 
   add(point) {
@@ -257,6 +283,7 @@ class Pad {
     for (const line of lines) { this.lines.push(line); this.kinds.push(kind); }
     this.groups.push(lines.length);
     this.render();
+    if (this.onChange) this.onChange();
   }
 
   set(lines) { this.clear(); this.push(lines, "given"); }
@@ -267,10 +294,15 @@ class Pad {
     this.lines.splice(-n);
     this.kinds.splice(-n);
     this.render();
+    if (this.onChange) this.onChange();
     return true;
   }
 
-  clear() { this.lines = []; this.kinds = []; this.groups = []; this.render(); }
+  clear() {
+    this.lines = []; this.kinds = []; this.groups = [];
+    this.render();
+    if (this.onChange) this.onChange();
+  }
 
   render() {
     this.svg.querySelectorAll("path:not(.current)").forEach((p) => p.remove());
@@ -278,6 +310,7 @@ class Pad {
       this.svg.insertBefore(svgEl("path", { d: pathData(line), class: this.kinds[i] }), this.currentPath && this.currentPath.isConnected ? this.currentPath : null);
     });
     this.svg.dataset.strokes = String(this.lines.length);
+    this.fit();
   }
 
   /** The drawing as stroke-3 rows in the current model's data units. */
@@ -329,8 +362,9 @@ function downloadPNG(svgText, name, scale = 2) {
 
 /** A grid (or row) of SVG cells whose sketches are filled by a request, streamed or at once. */
 class Board {
-  constructor(el) {
+  constructor(el, tab) {
     this.el = el;
+    this.tab = tab; // whose status line tells of its runs
     this.run = 0;
     this.abort = null;
     this.cells = [];
@@ -387,10 +421,18 @@ class Board {
     return true;
   }
 
+  /** A run that failed: no cells (half-drawn ones would look like results), the reason in red. */
   fail(run, error) {
     if (run !== this.run || error.name === "AbortError") return;
+    this.refuse(error.message);
+  }
+
+  /** No run: the board is empty, in the error state, and the status line says why. */
+  refuse(message) {
+    this.reset(0, 3);
+    this.abort = null;
     this.el.dataset.state = "error";
-    setStatus(error.message, true);
+    setStatus(message, true, this.tab);
   }
 
   drawAll() {
@@ -420,24 +462,31 @@ class Endings extends Board {
 // ------------------------------------------------------------------------------------ Finish my drawing
 
 const pad = new Pad($("pad"), () => { if ($("auto").checked) finish(); });
-const endings = new Endings($("endings"));
+const endings = new Endings($("endings"), "finish");
 
 async function finish() {
   if (!state.model) return;
-  if (!pad.lines.length) { endings.clear(); setStatus("draw something first: the model finishes it"); return; }
+  if (!pad.lines.length) { endings.clear(); setStatus("draw something first: the model finishes it", false, "finish"); return; }
   const n = Number($("alternatives").value);
   const f = factor();
   const given = pad.lines.map((l) => l.map((p) => [p[0], p[1]]));
+  const strokes = linesToStrokes(given, f);
+  const most = state.model.max_seq_len - 1; // an ending needs room for one point at least
+  if (strokes.length > most) {
+    endings.refuse(`the drawing has ${strokes.length} points, and ${state.model.name} draws sketches of at most ` +
+      `${state.model.max_seq_len}: there is no room left for an ending. Undo or clear, or pick a model that draws longer sketches`);
+    return;
+  }
   const { run, signal } = endings.reset(n, Math.ceil(Math.sqrt(n)), () => ({ given, factor: f }));
   const body = {
-    model: state.model.id, strokes: linesToStrokes(given, f), n,
+    model: state.model.id, strokes, n,
     temperature: Number($("temperature").value), seed: seedOf($("seed")),
   };
   if (state.model.conditional) body.z = $("zmode").value;
-  setStatus(`${state.model.name} is drawing ${n} ending${n === 1 ? "" : "s"} of ${body.strokes.length} points at τ ${body.temperature}…`);
+  setStatus(`${state.model.name} is drawing ${n} ending${n === 1 ? "" : "s"} of ${body.strokes.length} points at τ ${body.temperature}…`, false, "finish");
   try {
     const done = await postStream("/api/complete/stream", body, signal, (m) => endings.points(run, m.points || []));
-    if (endings.finish(run, done.completions)) setStatus(`${n} ending${n === 1 ? "" : "s"}: click one to keep drawing from it`);
+    if (endings.finish(run, done.completions)) setStatus(`${n} ending${n === 1 ? "" : "s"}: click one to keep drawing from it`, false, "finish");
   } catch (error) {
     endings.fail(run, error);
   }
@@ -448,7 +497,7 @@ function adopt(index) {
   if (!cell || !cell.done || !cell.continuation.length) return;
   pad.push(cell.continuation.map((l) => l.map((p) => [p[0], p[1]])), "continuation");
   endings.clear();
-  setStatus(`kept ending ${index + 1}: keep drawing (Undo takes it back)`);
+  setStatus(`kept ending ${index + 1}: keep drawing (Undo takes it back)`, false, "finish");
 }
 
 $("endings").addEventListener("click", (e) => {
@@ -456,18 +505,20 @@ $("endings").addEventListener("click", (e) => {
   if (svg) adopt(Number(svg.dataset.index));
 });
 $("finish").addEventListener("click", () => finish());
-$("undo").addEventListener("click", () => { if (pad.undo()) refinish(); });
-$("clear").addEventListener("click", () => { pad.clear(); endings.clear(); setStatus("cleared"); });
+$("undo").addEventListener("click", () => { if (pad.undo()) afterUndo(); });
+$("clear").addEventListener("click", () => { pad.clear(); endings.clear(); setStatus("cleared", false, "finish"); });
 $("download-svg").addEventListener("click", () => download(new Blob([pad.toSVG()], { type: "image/svg+xml" }), "sketch.svg"));
 $("download-png").addEventListener("click", () => downloadPNG(pad.toSVG(), "sketch.png"));
 document.addEventListener("keydown", (e) => {
-  if ((e.ctrlKey || e.metaKey) && e.key === "z" && !$("panel-finish").hidden && pad.undo()) { e.preventDefault(); refinish(); }
+  if ((e.ctrlKey || e.metaKey) && e.key === "z" && !$("panel-finish").hidden && pad.undo()) { e.preventDefault(); afterUndo(); }
 });
 
-/** Settings changed: ask again if there are endings to replace. */
-function refinish() {
-  if (pad.lines.length && $("auto").checked) finish();
-  else if (!pad.lines.length) endings.clear();
+/** The last stroke (or kept ending) was taken back: new endings, or none and a status that says so. */
+function afterUndo() {
+  if (pad.lines.length && $("auto").checked) { finish(); return; }
+  endings.clear(); // the endings were of the drawing before the undo
+  setStatus(pad.lines.length ? "took the last stroke back: Finish draws new endings" : "the pad is empty: draw something",
+    false, "finish");
 }
 
 function slider(id) {
@@ -483,8 +534,8 @@ $("zmode").addEventListener("change", () => { if (endings.cells.length) finish()
 
 // ------------------------------------------------------------------------------------ Dream
 
-const dreams = new Board($("dreams"));
-const sweep = new Board($("sweep"));
+const dreams = new Board($("dreams"), "dream");
+const sweep = new Board($("sweep"), "dream");
 slider("dream-temperature");
 
 async function dream() {
@@ -496,7 +547,7 @@ async function dream() {
   const { run, signal } = dreams.reset(n, Math.ceil(Math.sqrt(n)), () => ({ factor: f }));
   const sweepSeed = seed === null ? randomSeed() : seed;
   const sweepRun = sweep.reset(SWEEP.length, SWEEP.length, (i) => ({ factor: f, label: `τ ${SWEEP[i]}` }));
-  setStatus(`${state.model.name} is dreaming ${n} sketches at τ ${temperature}, and one seed (${sweepSeed}) at τ ${SWEEP.join(", ")}…`);
+  setStatus(`${state.model.name} is dreaming ${n} sketches at τ ${temperature}, and one seed (${sweepSeed}) at τ ${SWEEP.join(", ")}…`, false, "dream");
   const sweeping = Promise.all(SWEEP.map((t) => post("/api/sample", { model, n: 1, temperature: t, seed: sweepSeed }, sweepRun.signal)))
     .then((answers) => sweep.finish(sweepRun.run, answers.map((a) => a.sketches[0])))
     .catch((error) => sweep.fail(sweepRun.run, error));
@@ -504,7 +555,7 @@ async function dream() {
     const done = await postStream("/api/sample/stream", { model, n, temperature, seed }, signal, (m) => dreams.points(run, m.points || []));
     dreams.finish(run, done.sketches);
     await sweeping;
-    if (dreams.run === run && sweep.el.dataset.state === "done") setStatus(`${n} dreams at τ ${temperature}; the sweep used seed ${sweepSeed}`);
+    if (dreams.run === run && sweep.el.dataset.state === "done") setStatus(`${n} dreams at τ ${temperature}; the sweep used seed ${sweepSeed}`, false, "dream");
   } catch (error) {
     dreams.fail(run, error);
   }
@@ -513,9 +564,13 @@ $("dream-go").addEventListener("click", () => dream());
 
 // ------------------------------------------------------------------------------------ Morph
 
-const pads = { a: new Pad($("pad-a")), b: new Pad($("pad-b")) };
-const morphRow = new Board($("morph-row"));
-const variations = new Board($("variations"));
+// results go when the sketches they were made of change
+const pads = {
+  a: new Pad($("pad-a"), null, () => { morphRow.clear(); variations.clear(); }),
+  b: new Pad($("pad-b"), null, () => morphRow.clear()),
+};
+const morphRow = new Board($("morph-row"), "morph");
+const variations = new Board($("variations"), "morph");
 slider("morph-temperature");
 
 /** A sketch sampled by the model, placed in the middle of a pad (its origin included, so that it
@@ -535,9 +590,9 @@ async function dreamInto(which) {
     const s = Math.min(1, (0.85 * Math.min(r.width, r.height)) / size); // shrink to fit the pad, never enlarge
     const ox = r.width / 2 - s * (box.x0 + box.x1) / 2, oy = r.height / 2 - s * (box.y0 + box.y1) / 2;
     target.set(lines.map((l) => l.map(([x, y]) => [ox + s * x, oy + s * y])));
-    setStatus(`sketch ${which.toUpperCase()}: dreamt by ${state.model.name}`);
+    setStatus(`sketch ${which.toUpperCase()}: dreamt by ${state.model.name}`, false, "morph");
   } catch (error) {
-    setStatus(error.message, true);
+    setStatus(error.message, true, "morph");
   }
 }
 
@@ -545,7 +600,7 @@ document.querySelectorAll("button.pick").forEach((button) => button.addEventList
   const which = button.dataset.pad;
   if (button.dataset.from === "clear") pads[which].clear();
   else if (button.dataset.from === "finish") {
-    if (!pad.lines.length) { setStatus("the Finish tab has no drawing yet", true); return; }
+    if (!pad.lines.length) { setStatus("the Finish tab has no drawing yet", true, "morph"); return; }
     const box = bounds([pad.lines]);
     const r = pads[which].svg.getBoundingClientRect();
     const s = Math.min(1, (0.85 * Math.min(r.width, r.height)) / Math.max(box.x1 - box.x0, box.y1 - box.y0, 1));
@@ -556,7 +611,7 @@ document.querySelectorAll("button.pick").forEach((button) => button.addEventList
 
 function needs(which) {
   if (pads[which].lines.length) return true;
-  setStatus(`draw or pick sketch ${which.toUpperCase()} first`, true);
+  setStatus(`draw or pick sketch ${which.toUpperCase()} first`, true, "morph");
   return false;
 }
 
@@ -569,10 +624,10 @@ async function morph() {
     model: state.model.id, a: pads.a.strokes(), b: pads.b.strokes(), steps,
     temperature: Number($("morph-temperature").value), seed: seedOf($("morph-seed")),
   };
-  setStatus(`decoding ${steps} sketches from A's z to B's…`);
+  setStatus(`decoding ${steps} sketches from A's z to B's…`, false, "morph");
   try {
     const answer = await post("/api/interpolate", body, signal);
-    if (morphRow.finish(run, answer.sketches)) setStatus(`A → B in ${steps} steps`);
+    if (morphRow.finish(run, answer.sketches)) setStatus(`A → B in ${steps} steps`, false, "morph");
   } catch (error) {
     morphRow.fail(run, error);
   }
@@ -586,10 +641,10 @@ async function vary() {
     model: state.model.id, strokes: pads.a.strokes(), n: 9,
     temperature: Number($("morph-temperature").value), seed: seedOf($("morph-seed")),
   };
-  setStatus("decoding nine sketches from A's z…");
+  setStatus("decoding nine sketches from A's z…", false, "morph");
   try {
     const answer = await post("/api/variations", body, signal);
-    if (variations.finish(run, answer.sketches)) setStatus("nine variations of A");
+    if (variations.finish(run, answer.sketches)) setStatus("nine variations of A", false, "morph");
   } catch (error) {
     variations.fail(run, error);
   }
@@ -603,6 +658,9 @@ function showTab(name) {
   document.querySelectorAll(".tabs button").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === name)));
   document.querySelectorAll(".panel").forEach((p) => { p.hidden = p.id !== `panel-${name}`; });
   document.body.dataset.tab = name;
+  const { text, error } = messages[name] || { text: "", error: false };
+  setStatus(text, error, name);
+  pads.a.fit(); pads.b.fit(); pad.fit(); // a hidden pad has no size to fit to
 }
 document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => { if (!b.disabled) showTab(b.dataset.tab); }));
 
@@ -613,7 +671,7 @@ function selectModel(id) {
   $("model").value = model.id;
   document.body.classList.toggle("conditional", model.conditional);
   document.body.dataset.model = model.id;
-  $("model-info").textContent = `${model.cell}, ${model.num_mixture} mixtures, ${model.conditional ? "conditional (VAE)" : "unconditional"}, up to ${model.max_seq_len} points`;
+  $("model-info").textContent = `${model.cell}, ${model.num_mixture} mixtures, ${model.conditional ? "conditional (VAE)" : "unconditional"}, sketches of up to ${model.max_seq_len} points`;
   const morphTab = $("tab-morph");
   morphTab.disabled = !model.conditional;
   morphTab.title = model.conditional ? "interpolate and vary sketches in the latent space" : "needs a conditional (VAE) model";
@@ -648,7 +706,7 @@ async function start() {
   if (!state.models.length) { setStatus("the server has no models", true); return; }
   selectModel(state.models[0].id);
   document.body.dataset.ready = "true";
-  setStatus(`${state.models.length} model${state.models.length === 1 ? "" : "s"}: draw something`);
+  setStatus(`${state.models.length} model${state.models.length === 1 ? "" : "s"}: draw something`, false, "finish");
 }
 
 start();
