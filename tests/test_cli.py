@@ -205,7 +205,36 @@ def test_eval_says_when_its_costs_leave_out_a_part_batch(run, capsys):
     report = json.loads(capsys.readouterr().out)
     assert (report["sketches"], report["n_sketches"]) == (288, 300)
 
+
+def test_eval_refuses_a_run_whose_data_changed(run, tmp_path, capsys):
+    import shutil
+
+    from sketchrnn.data import load_npz, save_npz
+
+    copy, data = tmp_path / "run", tmp_path / "sheep.npz"
+    shutil.copytree(run, copy)
+    save_npz(data, {k: [s * [2, 2, 1] for s in v] for k, v in load_npz(SUBSET).items()})  # offsets doubled
+    description = json.loads((copy / "run.json").read_text())
+    description["data"] = [str(data)]
+    (copy / "run.json").write_text(json.dumps(description))
+    assert main(["eval", str(copy)]) == 2
+    assert "its data changed since the run started" in capsys.readouterr().err
+
 # ---------------------------------------------------------------------------- drawing
+def test_sample_draws_one_sketch_per_vector_of_z(run, tmp_path, capsys):
+    z = tmp_path / "z.npy"
+    np.save(z, np.random.default_rng(0).standard_normal((3, 16)))
+    assert main(["sample", str(run), "--z", str(z), "--out", str(tmp_path / "s")]) == 0
+    assert "wrote 3 sketches" in capsys.readouterr().out
+
+
+def test_encoding_commands_refuse_a_model_without_an_encoder_first(tmp_path, capsys):
+    for command in ("reconstruct", "interpolate"):
+        assert main([command, "sheep", "--out", str(tmp_path / command)]) == 2
+        err = capsys.readouterr().err
+        assert f"an unconditional model has no encoder: {command} needs a conditional (VAE) model" in err, err
+
+
 def test_sample_from_a_run_with_gifs(run, tmp_path, capsys):
     out = tmp_path / "D"
     assert main(["sample", str(run), "--n", "6", "--seed", "1", "--gif", "--out", str(out)]) == 0

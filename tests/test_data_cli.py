@@ -135,6 +135,11 @@ def test_convert_refuses_shares_that_leave_nothing_to_train_on_and_warns_on_coun
     assert "add up to 1.2: nothing would be left to train on" in capsys.readouterr().err
     assert main(["data", "convert", sheep, "--out", str(tmp_path / "b.npz"), "--valid", "100000"]) == 0
     assert "warning: no training sketches left for sheep" in capsys.readouterr().err
+    # 25 sheep: a fraction of 0.01 is no sketch at all, and the warning says how to ask for one
+    assert main(["data", "convert", sheep, "--out", str(tmp_path / "c.npz"), "--valid", "0.01", "--test", "0.1"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the valid split is empty: --valid 0.01 of each class rounds down to no sketches" in err, err
+    assert "test split is empty" not in err
     assert main(["data", "show", str(tmp_path / "b.npz"), "--split", "valid", "--out", str(tmp_path / "x.jpg")]) == 2
     assert "written as .svg or .png, not .jpg" in capsys.readouterr().err and not (tmp_path / "x.jpg").exists()
 

@@ -140,6 +140,13 @@ def test_an_infinite_gradient_clip_means_no_clipping_and_is_kept():
     assert HParams.parse("grad_clip=inf").grad_clip == float("inf")
 
 
+def test_parse_names_the_nearest_setting_and_refuses_one_set_twice():
+    with pytest.raises(ValueError, match=r"unknown setting 'dec_rnn_sze' \(did you mean dec_rnn_size\? known:"):
+        HParams.parse("dec_rnn_sze=128")
+    with pytest.raises(ValueError, match="z_size is set twice"):
+        HParams.parse("z_size=32,dec_model=hyper,z_size=8")
+
+
 def test_parse_item_without_equals():
     with pytest.raises(ValueError, match="z_size"):
         HParams.parse("z_size")

@@ -338,3 +338,14 @@ def test_save_rejects_out_of_range_and_bad_shapes(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         save_npz(tmp_path / "b.npz", {"train": [np.zeros((3, 2))]})
     assert os.listdir(tmp_path) == []
+
+
+def test_a_value_that_is_not_finite_is_refused_by_name(tmp_path: Path) -> None:
+    """An official-layout file of float sketches with one NaN: every loss would be NaN."""
+    good = np.zeros((4, 3))
+    bad = good.copy()
+    bad[2, 1] = np.nan
+    path = tmp_path / "nan.npz"
+    save_npz(path, {"train": [good, good, bad], "valid": [good], "test": [good]}, dtype=np.float64)
+    with pytest.raises(DataFileError, match=r"nan.npz: train\[2\] has a value that is not a finite number \(row 2\)"):
+        load_npz(path)

@@ -9,6 +9,7 @@ import re
 import struct
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,8 +296,11 @@ def test_load_dataset_feeds_the_model(tmp_path):
     data.train.rng.set_state(state)
     np.testing.assert_array_equal(data.train.random_batch(4).inputs, a.inputs)
 
-    with pytest.raises(DataFileError, match="cannot be mixed"):
+    with pytest.raises(DataFileError, match="an official .npz cannot be mixed .* on the official files alone"):
         load_dataset([path, SHEEP])
+    drawings = Path(__file__).resolve().parents[1].parent / "shared" / "ndjson" / "simplified" / "bee.ndjson"
+    with pytest.raises(DataFileError, match=r"bee.ndjson: drawings cannot be mixed .*\(sketchrnn data convert\)"):
+        load_dataset([path, drawings])
     with pytest.raises(ValueError, match="packed files"):
         load_dataset(SHEEP, balance_classes=True)
 

@@ -95,6 +95,13 @@ def test_plot_writes_a_png_of_the_curves(two_runs, tmp_path, capsys) -> None:
         assert near > 200, f"too few pixels of {rgb}: {near}"
 
 
+def test_plot_wants_one_name_per_run(two_runs, tmp_path, capsys) -> None:
+    for names in (["a"], ["a", "b", "c"]):
+        assert main(["plot", *map(str, two_runs), "--names", *names, "--out", str(tmp_path / "c.png")]) == 2
+        assert f"{len(names)} name" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()
+
+
 def test_plot_without_matplotlib_is_one_line(two_runs, tmp_path, monkeypatch, capsys) -> None:
     real_import = builtins.__import__
 

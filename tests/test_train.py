@@ -158,10 +158,13 @@ def test_too_many_nonfinite_losses_stop_training(tmp_path, monkeypatch) -> None:
         return loss
 
     monkeypatch.setattr(SketchRNN, "compute_loss", always_nan)
-    with pytest.raises(TrainingError, match="non-finite losses in a row"):
+    with pytest.raises(TrainingError, match="non-finite losses in a row .* checkpoint in .* is intact; try a lower"):
         train(run, resume=True, steps=10, progress=False, max_nonfinite=4)
     assert read_pointer(run)["last"].endswith("last-00000005")
     sketchrnn.load(run, which="last")
+    # from the first step on, with nothing saved: it says so, and points at the data first
+    with pytest.raises(TrainingError, match="has no checkpoint yet; at the first step this is more likely the data"):
+        train(tmp_path / "fresh", TINY, data=[SUBSET], steps=10, progress=False, max_nonfinite=3)
 
 
 def test_nonfinite_weights_never_reach_a_checkpoint(tmp_path) -> None:
@@ -232,3 +235,56 @@ def test_progress_line_fits_a_100_column_terminal(step, total, elapsed) -> None:
     line = tqdm.format_meter(step, total, elapsed, ncols=100, bar_format=BAR_FORMAT, postfix=figures, unit="step")
     assert len(line) <= 100 and line.endswith("17634 sk/s"), line  # nothing cut off
     assert re.search(r"\|[█▏▎▍▌▋▊▉ ]{10}\|", line), line  # the bar keeps its width
+
+
+def test_a_second_training_of_the_same_run_is_refused(tmp_path):
+    """Two trainings into one folder would interleave their files: the second is refused before it
+    writes, and a holder killed outright (SIGKILL) leaves the run free."""
+    run = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import sys, time
+            from pathlib import Path
+            from sketchrnn.train.checkpoint import writing
+            with writing(Path(sys.argv[1])):
+                print("held", flush=True)
+                time.sleep(120)
+        """), str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(TrainingError, match=rf"another training is writing this run \(process {holder.pid}\)"):
+            train(run, TINY, data=[SUBSET], steps=2, progress=False)
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing of the second one
+    finally:
+        holder.kill()
+        holder.wait()
+    summary = train(run, TINY, data=[SUBSET], steps=2, progress=False)
+    assert summary.step == 2 and (run / "run.json").is_file()
+
+
+def test_a_refused_start_leaves_no_folder(tmp_path):
+    with pytest.raises(ValueError, match="missing.npz"):
+        train(tmp_path / "never", TINY, data=[tmp_path / "missing.npz"], steps=2, progress=False)
+    assert not (tmp_path / "never").exists()
+
+
+def test_data_without_validation_sketches_is_refused_before_training(tmp_path):
+    """Validation picks the best model: no valid sketch (here none short enough) is refused at once,
+    not at the first save_every, when the steps so far would be lost."""
+    import numpy as np
+
+    from sketchrnn.data import save_npz
+
+    rng = np.random.default_rng(0)
+
+    def sketches(n, length):
+        out = rng.integers(-20, 20, size=(n, length, 3)).astype(np.int16)
+        out[:, :, 2] = 0
+        out[:, -1, 2] = 1
+        return list(out)
+
+    path = tmp_path / "short_train.npz"
+    save_npz(path, {"train": sketches(40, 8), "valid": sketches(8, 30), "test": sketches(8, 8)})
+    with pytest.raises(TrainingError, match=r"short_train.npz: no valid sketches of at most 12 points \(--max-seq-len\)"):
+        train(tmp_path / "run", TINY, data=[path], steps=5, max_seq_len=12, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -271,6 +271,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         run = read_run(path)
         data = load_dataset(run["data"], max_seq_len=run["max_seq_len"], random_scale_factor=0,
                             augment_stroke_prob=0, seed=run["seed"])
+        if not math.isclose(data.scale_factor, run["scale_factor"], rel_tol=1e-6):  # as --resume checks
+            raise ValueError(f"{path}: its data changed since the run started (scale factor {data.scale_factor:g}, "
+                             f"recorded {run['scale_factor']:g}): pass --data FILE to evaluate on a file")
         split = data.split(args.split)
         result = evaluate_run_split(model, split, run["seed"])
         source = " ".join(str(p) for p in run["data"])
@@ -306,12 +309,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     model = _load(args.run_dir, args.which, args.scale_factor)
     z = _read_z(args.z) if args.z else None
+    if args.n is None:  # a file of k vectors asks for k sketches
+        args.n = len(z) if z is not None and z.ndim == 2 else 16
     sketches = model.sample(args.n, temperature=args.temperature, z=z, greedy=args.greedy, seed=args.seed)
     out = Path(args.out)
     written = _write_sketches(out, sketches, "sample", gif=args.gif)
     grid = grid_from_list(sketches, args.columns)
     written += _write_grid(out, grid, "grid")
-    what = (f"{len(sketches)} sketches (sample_*.svg, sample_*.png{', sample_*.gif' if args.gif else ''}, "
+    what = (f"{len(sketches)} sketch{'es' * (len(sketches) != 1)} (sample_*.svg, sample_*.png{', sample_*.gif' if args.gif else ''}, "
             f"grid.svg, grid.png, sample.npz)")
     if args.sweep:
         # one row per temperature; column k uses the same latent vector (and seed) in every row
@@ -482,8 +487,17 @@ def _listen(host: str, port: int) -> list:
     return sockets
 
 
-def cmd_reconstruct(args: argparse.Namespace) -> int:
+def _encoder_model(args: argparse.Namespace, command: str):
+    """The MODEL of a command that encodes sketches: refused first when it has no encoder."""
     model = _load(args.run_dir, args.which, args.scale_factor)
+    if not model.hps.conditional:
+        raise ValueError(f"{args.run_dir}: an unconditional model has no encoder: {command} needs a "
+                         "conditional (VAE) model")
+    return model
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    model = _encoder_model(args, "reconstruct")
     originals = _pick(_run_sketches(args.run_dir, args.split, args.file), args.n, args.seed)
     columns = [originals]
     for t in args.temperatures:
@@ -502,7 +516,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    model = _load(args.run_dir, args.which, args.scale_factor)
+    model = _encoder_model(args, "interpolate")
     sketches = _run_sketches(args.run_dir, args.split, args.file)
     if args.pair:
         i, j = args.pair
@@ -605,6 +619,11 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     if empty:
         print(f"warning: no training sketches left for {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}: "
               "--valid and --test took them all", file=sys.stderr)
+    for split, flag, fraction in (("valid", "--valid", args.valid), ("test", "--test", args.test)):
+        if fraction and not sum(report.kept[split].values()):  # asked for, got none: too few sketches per class
+            print(f"warning: the {split} split is empty: {flag} {fraction:g} of each class rounds down to no "
+                  f"sketches{'; training needs validation sketches' if split == 'valid' else ''} (give a count, "
+                  f"{flag} 1)", file=sys.stderr)
     return 0
 
 
@@ -654,7 +673,8 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     print(f"  {'total':<28s}" + "".join(f"{info['splits'][n]['count']:>10,d}" for n in names))
     for n in names:
         hist = info["splits"][n]["length_histogram"]
-        print(f"{n}: {info['splits'][n]['count']:,d} sketches, {info['splits'][n]['points']:,d} points; lengths:")
+        count = info['splits'][n]['count']
+        print(f"{n}: {count:,d} sketch{'es' * (count != 1)}, {info['splits'][n]['points']:,d} points; lengths:")
         print("\n".join(_histogram_lines(hist)))
     return 0
 
@@ -672,7 +692,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
         raise ValueError(f"{out}: the picture is written as .svg or .png, not {out.suffix or 'a file with no suffix'}")
     save = save_grid_png if out.suffix.lower() == ".png" else save_grid_svg
     save(grid_from_list(sketches, args.columns), out)
-    print(f"wrote {len(picked)} sketches of {args.file} ({args.split}) to {out}, row by row:")
+    print(f"wrote {len(picked)} sketch{'es' * (len(picked) != 1)} of {args.file} ({args.split}) to {out}, row by row:")
     for i in range(0, len(picked), args.columns):
         print("  " + ", ".join(name for _, name in picked[i : i + args.columns]))
     return 0
@@ -801,7 +821,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="draw new sketches", description="Sample sketches in one batch.")
     _model_args(p)
-    p.add_argument("--n", type=_count, default=16, help="number of sketches (default 16)")
+    p.add_argument("--n", type=_count, default=None, help="number of sketches (default 16, or one per row of --z)")
     p.add_argument("--temperature", type=_number(0), default=SAMPLE_TEMPERATURE,
                    help=f"τ; 0 means greedy (default {SAMPLE_TEMPERATURE:g})")
     p.add_argument("--greedy", action="store_true", help="most likely component, pen state and offsets")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import json
 import math
@@ -122,10 +123,14 @@ class HParams:
     def parse(cls, text: str, base: "HParams | None" = None) -> "HParams":
         """Apply magenta-style overrides ``"k=v,k2=v2,data_set=[a.npz,b.npz]"`` on top of `base`."""
         values = dataclasses.asdict(base if base is not None else cls())
+        given: set[str] = set()
         for item in _split_overrides(text):
             if "=" not in item:
                 raise ValueError(f"hparams: {item!r} is not of the form name=value")
             key, raw = (s.strip() for s in item.split("=", 1))
+            if key in given:  # as magenta's HParams.parse: which one was meant is not ours to guess
+                raise ValueError(f"hparams: {key} is set twice")
+            given.add(key)
             values[key] = _convert(key, raw)
         return cls(**values)
 
@@ -198,7 +203,9 @@ def _convert(key: str, raw: str) -> Any:
     """Turn the text of one override into the setting's type."""
     types = _field_types()
     if key not in types:
-        raise ValueError(f"hparams: unknown setting {key!r} (known: {', '.join(types)})")
+        close = difflib.get_close_matches(key, types, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ValueError(f"hparams: unknown setting {key!r} ({hint}known: {', '.join(types)})")
     kind = types[key]
     if kind == list[str]:
         body = raw.strip()

@@ -392,8 +392,8 @@ class ConvertReport:
     def summary(self) -> str:
         """A few lines for people: counts read, skipped by reason, filtered, kept per split."""
         lines = [
-            f"read {self.read} drawings from {self.files} files ({self.simplified} simplified here), "
-            f"{len(self.class_names)} classes"
+            f"read {self.read} drawing{'s' * (self.read != 1)} from {self.files} file{'s' * (self.files != 1)} "
+            f"({self.simplified} simplified here), {len(self.class_names)} class{'es' * (len(self.class_names) != 1)}"
         ]
         if self.problems.total:
             lines.append(self.problems.summary())

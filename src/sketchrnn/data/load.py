@@ -76,8 +76,12 @@ def load_dataset(
     if packed:
         official = [p for p in resolved if p not in packed]
         if official:
-            raise DataFileError(f"{official[0]}: an official .npz cannot be mixed with packed files "
-                                f"({packed[0]}); convert it to the packed format too")
+            other = official[0]
+            if other.suffix.lower() == ".npz":
+                raise DataFileError(f"{other}: an official .npz cannot be mixed with packed files ({packed[0]}) in one "
+                                    "--data: train on the official files alone or on packed files alone")
+            raise DataFileError(f"{other}: drawings cannot be mixed with packed files ({packed[0]}) in one --data: "
+                                "convert them into a packed file too (sketchrnn data convert), or pass them alone")
         return load_packed_dataset(packed, max_seq_len, random_scale_factor, augment_stroke_prob, seed, balance_classes)
     if balance_classes:
         raise ValueError("balance_classes needs packed files (official .npz files carry no class ids)")

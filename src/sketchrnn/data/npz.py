@@ -245,6 +245,9 @@ def _check_sketch(value: Any, path: str, label: str) -> np.ndarray:
         raise DataFileError(
             f"{path}: {label} has shape {value.shape}; expected [n, 3] stroke-3 rows"
         )
+    if value.dtype.kind in "fc" and not np.isfinite(value).all():  # one NaN would make every loss NaN
+        row = int(np.flatnonzero(~np.isfinite(value).all(axis=1))[0])
+        raise DataFileError(f"{path}: {label} has a value that is not a finite number (row {row})")
     return value
 
 

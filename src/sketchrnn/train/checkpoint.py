@@ -6,6 +6,7 @@ A run directory holds::
     checkpoint.json     which checkpoints are current: {"last": ..., "best": ...}
     checkpoints/<name>/ model.safetensors + model.json (+ trainer.safetensors + trainer.json for "last")
     metrics.jsonl       one JSON object per logged event
+    .lock               held by the training that writes the run (its process id inside)
 
 A checkpoint is written into a fresh temporary directory, renamed into place, and only then
 made current by atomically replacing ``checkpoint.json``; superseded directories are removed
@@ -18,19 +19,22 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from ..errors import TrainingError
 from ..model import SketchRNN
 from ..atomic import atomic_write_json
 from ..store import is_model_dir, load_model, read_json, save_model, save_tensors
 
 RUN = "run.json"
+LOCK = ".lock"
 POINTER = "checkpoint.json"
 CHECKPOINTS = "checkpoints"
 TRAINER_TENSORS = "trainer.safetensors"
@@ -65,6 +69,48 @@ def numpy_state_from_json(value: dict[str, Any]) -> tuple:
     """Inverse of `numpy_state_to_json`."""
     return (value["kind"], np.array(value["keys"], dtype=np.uint32), value["pos"], value["has_gauss"],
             value["cached_gaussian"])
+
+
+@contextmanager
+def writing(run_dir: Path) -> Iterator[None]:
+    """Hold `run_dir` for one training: a second training of the same run is refused at once
+    (TrainingError), before it reads or writes anything. The lock is the operating system's, so it
+    goes with the process however that ends (a crash, SIGKILL, a torchrun restart)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with _held(run_dir, fcntl):
+            yield
+    except BaseException:
+        if created and [p.name for p in run_dir.iterdir()] == [LOCK]:  # refused before it wrote: no trace
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def _held(run_dir: Path, fcntl) -> Iterator[None]:
+    with open(run_dir / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise TrainingError(f"{run_dir}: another training is writing this run"
+                                f"{f' (process {holder})' if holder.isdigit() else ''}: wait for it to end, "
+                                "or train into another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)  # no process named once it has ended; the lock itself ends with the file
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:

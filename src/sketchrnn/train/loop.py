@@ -10,8 +10,10 @@ skips the update; too many in a row stop training. Ctrl-C stops after the curren
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -360,6 +362,12 @@ class TrainingRun:
         main = parallel is None or parallel.main  # this process writes the run's files
         data = load_dataset(plan.data_paths, max_seq_len=plan.max_seq_len, random_scale_factor=hps.random_scale_factor,
                             augment_stroke_prob=hps.augment_stroke_prob, seed=plan.seed)
+        for name in ("train", "valid"):  # validation picks the best model: found out now, not at save_every
+            if not len(data.split(name)):
+                files = ", ".join(str(p) for p in plan.data_paths)
+                why = (f" of at most {plan.max_seq_len} points (--max-seq-len)" if plan.max_seq_len is not None else "")
+                raise TrainingError(f"{files}: no {name} sketches{why}: training needs both train and valid "
+                                    "sketches")
         # num_steps records the run's total, so that --resume without --steps goes on to it
         hps = hps.replace(max_seq_len=data.max_seq_len, data_set=[Path(p).name for p in plan.data_paths],
                           num_steps=plan.total_steps)
@@ -444,9 +452,14 @@ class TrainingRun:
             self.log.write("nonfinite", step, {"streak": state.nonfinite_streak})
             self.note(f"step {step}: non-finite loss or gradient; update skipped ({state.nonfinite_streak} in a row)")
             if state.nonfinite_streak >= max_nonfinite:
-                raise TrainingError(
-                    f"{state.nonfinite_streak} non-finite losses in a row at step {step}: stopping. "
-                    f"The last good checkpoint in {self.run_dir} is intact; try a lower learning_rate or grad_clip.")
+                saved = bool(ckpt.read_pointer(self.run_dir).get("last"))
+                where = (f"The last good checkpoint in {self.run_dir} is intact" if saved else
+                         f"{self.run_dir} has no checkpoint yet")
+                hint = ("try a lower learning_rate or grad_clip" if step > 0 or saved else
+                        "at the first step this is more likely the data (a sketch with huge offsets) "
+                        "than the learning rate")
+                raise TrainingError(f"{state.nonfinite_streak} non-finite losses in a row at step {step}: stopping. "
+                                    f"{where}; {hint}.")
             self.optimizer.zero_grad(set_to_none=True)
             return None
         state.nonfinite_streak = 0
@@ -528,8 +541,21 @@ def train(
     `init_from` is a magenta TF checkpoint folder to go on from (a new run): its weights, Adam state
     and step count, which the run's first checkpoint holds; `hps` must have its architecture.
     """
-    device = resolve_device(device)
     run_dir = Path(run_dir)
+    device = resolve_device(device)  # a device that is not there: refused before the run is touched
+    # one training per run: rank 0 of a group holds it for all (the others write nothing); a resume
+    # of a run that is not there is refused by plan_run, without a folder made for it first
+    holds = int(os.environ.get("RANK", "0")) == 0 and not (resume and not run_dir.is_dir())
+    with ckpt.writing(run_dir) if holds else contextlib.nullcontext():
+        return _train(run_dir, hps, data, steps, minutes, seed, resume, max_seq_len, progress, log_every,
+                      max_nonfinite, device, init_from)
+
+
+def _train(run_dir: Path, hps: HParams | None, data: Sequence[str | Path] | None, steps: int | None,
+           minutes: float | None, seed: int, resume: bool, max_seq_len: int | None, progress: bool,
+           log_every: int, max_nonfinite: int, device: str | torch.device,
+           init_from: str | Path | None) -> TrainSummary:
+    """`train`, while this process holds the run."""
     start_time = time.monotonic()
     parallel = Parallel.start(device) if launched() else None  # under torchrun: one of a process group
     if parallel is not None:

@@ -52,6 +52,9 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, names: Sequence[s
         import matplotlib.pyplot as plt
     except ImportError:
         raise ValueError("sketchrnn plot needs matplotlib: pip install 'sketchrnn[plot]'") from None
+    if names and len(names) != len(run_dirs):  # zip would drop the runs (or names) left over
+        raise ValueError(f"{len(names)} name{'s' if len(names) != 1 else ''} for {len(run_dirs)} "
+                         f"run{'s' if len(run_dirs) != 1 else ''}: give one name per run, or none")
     runs = [(Path(d), read_metrics(Path(d))) for d in run_dirs]
     names = list(names) if names else [d.name or str(d) for d, _ in runs]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.6), constrained_layout=True)
