@@ -285,6 +285,20 @@ def test_data_without_validation_sketches_is_refused_before_training(tmp_path):
 
     path = tmp_path / "short_train.npz"
     save_npz(path, {"train": sketches(40, 8), "valid": sketches(8, 30), "test": sketches(8, 8)})
-    with pytest.raises(TrainingError, match=r"short_train.npz: no valid sketches of at most 12 points \(--max-seq-len\)"):
+    with pytest.raises(TrainingError, match=r"short_train.npz: no valid sketches of at most 12 points \(--max-seq-len; 8 before that\)"):
         train(tmp_path / "run", TINY, data=[path], steps=5, max_seq_len=12, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_filesystem_without_locks_warns_and_trains(tmp_path, monkeypatch):
+    """Some cluster mounts have no flock (ENOSYS): training goes on, unguarded, and says so."""
+    import errno
+    import fcntl
+
+    def no_flock(*args):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.warns(UserWarning, match="this filesystem cannot lock files"):
+        summary = train(tmp_path / "run", TINY, data=[SUBSET], steps=2, progress=False)
+    assert summary.step == 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,8 @@ def numpy_state_from_json(value: dict[str, Any]) -> tuple:
 def writing(run_dir: Path) -> Iterator[None]:
     """Hold `run_dir` for one training: a second training of the same run is refused at once
     (TrainingError), before it reads or writes anything. The lock is the operating system's, so it
-    goes with the process however that ends (a crash, SIGKILL, a torchrun restart)."""
+    goes with the process however that ends (a crash, SIGKILL, a torchrun restart). Where the
+    filesystem has no locks (some cluster mounts) it warns and trains unguarded, as before."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock
@@ -83,34 +85,32 @@ def writing(run_dir: Path) -> Iterator[None]:
         return
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with _held(run_dir, fcntl):
-            yield
-    except BaseException:
-        if created and [p.name for p in run_dir.iterdir()] == [LOCK]:  # refused before it wrote: no trace
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-
-
-@contextmanager
-def _held(run_dir: Path, fcntl) -> Iterator[None]:
     with open(run_dir / LOCK, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError:  # held: refused, and nothing of the holder's is touched
             handle.seek(0)
             holder = handle.read().strip()
             raise TrainingError(f"{run_dir}: another training is writing this run"
                                 f"{f' (process {holder})' if holder.isdigit() else ''}: wait for it to end, "
                                 "or train into another --out") from None
+        except OSError as exc:  # ENOSYS, EOPNOTSUPP, ENOLCK: a filesystem without flock
+            warnings.warn(f"{run_dir}: this filesystem cannot lock files ({exc.strerror}): nothing stops a second "
+                          "training into this run", stacklevel=3)
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         try:
             yield
+        except BaseException:
+            # this process holds the run: a start refused before it wrote anything leaves no folder
+            if created and [p.name for p in run_dir.iterdir()] == [LOCK]:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         finally:
-            handle.truncate(0)  # no process named once it has ended; the lock itself ends with the file
+            if run_dir.exists():
+                handle.truncate(0)  # no process named once it has ended; the lock ends with the file
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:

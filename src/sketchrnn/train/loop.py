@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import SketchData, SketchSplit, load_dataset
+from ..data import SketchData, SketchSplit, load_dataset, read_splits
 from ..data.sources import names_file, resolve
 from ..errors import TrainingError
 from ..hparams import HParams
@@ -365,7 +365,9 @@ class TrainingRun:
         for name in ("train", "valid"):  # validation picks the best model: found out now, not at save_every
             if not len(data.split(name)):
                 files = ", ".join(str(p) for p in plan.data_paths)
-                why = (f" of at most {plan.max_seq_len} points (--max-seq-len)" if plan.max_seq_len is not None else "")
+                before = len(read_splits(plan.data_paths).get(name, [])) if plan.max_seq_len is not None else 0
+                why = (f" of at most {plan.max_seq_len} points (--max-seq-len; {before:,d} before that)"
+                       if before else "")
                 raise TrainingError(f"{files}: no {name} sketches{why}: training needs both train and valid "
                                     "sketches")
         # num_steps records the run's total, so that --resume without --steps goes on to it
@@ -545,7 +547,7 @@ def train(
     device = resolve_device(device)  # a device that is not there: refused before the run is touched
     # one training per run: rank 0 of a group holds it for all (the others write nothing); a resume
     # of a run that is not there is refused by plan_run, without a folder made for it first
-    holds = int(os.environ.get("RANK", "0")) == 0 and not (resume and not run_dir.is_dir())
+    holds = (not launched() or os.environ.get("RANK") == "0") and not (resume and not run_dir.is_dir())
     with ckpt.writing(run_dir) if holds else contextlib.nullcontext():
         return _train(run_dir, hps, data, steps, minutes, seed, resume, max_seq_len, progress, log_every,
                       max_nonfinite, device, init_from)

@@ -7,6 +7,7 @@ A WebSocket would add a second protocol for no message the client needs to send 
 """
 
 import asyncio
+import json
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
@@ -72,7 +73,10 @@ def _rows(value: Any) -> Any:
     if isinstance(value, list):
         bad = next((i for i, row in enumerate(value) if not isinstance(row, list)), None)
         if bad is not None:
-            item = repr(value[bad])
+            try:
+                item = json.dumps(value[bad])  # as the client wrote it: null, true, {"a": 1}
+            except (TypeError, ValueError):
+                item = repr(value[bad])
             raise PydanticCustomError("rows", "expected a list of [dx, dy, p] rows, but item {bad} is {item}, not a row",
                                       {"bad": bad, "item": item if len(item) <= 40 else item[:37] + "..."})
     return value

@@ -232,7 +232,8 @@ class Pad {
     const r = this.svg.getBoundingClientRect();
     const box = bounds([this.lines]);
     const m = 12;
-    if (!box || !r.width || (box.x0 >= m && box.y0 >= m && box.x1 <= r.width - m && box.y1 <= r.height - m)) {
+    // only lines that leave the pad zoom it out (not every stroke that comes near the edge)
+    if (!box || !r.width || (box.x0 >= 0 && box.y0 >= 0 && box.x1 <= r.width && box.y1 <= r.height)) {
       this.svg.removeAttribute("viewBox"); // one unit per CSS pixel: pointer and drawing agree
       return;
     }
@@ -687,6 +688,7 @@ function selectModel(id) {
 $("model").addEventListener("change", (e) => selectModel(e.target.value));
 
 async function start() {
+  messages.finish = { text: $("status").textContent, error: false }; // the page's own "loading…" line
   showTab("finish");
   try {
     const res = await fetch("/api/models");
