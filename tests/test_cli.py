@@ -331,6 +331,17 @@ def test_sample_with_given_latent_vectors(run, tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-4)  # stored as float32
 
 
+def test_reconstruct_takes_drawings_from_an_ndjson_file(run, tmp_path, capsys):
+    from sketchrnn.data import drawing_to_stroke3, read_ndjson
+
+    drawings = [drawing_to_stroke3(d["drawing"]).astype(np.float32) for d in read_ndjson(NDJSON_SHEEP)]
+    out = tmp_path / "nd"
+    assert main(["reconstruct", str(run), "--file", str(NDJSON_SHEEP), "--n", "2", "--temperatures", "0.5",
+                 "--out", str(out)]) == 0
+    for s in check_sketch_files(out, "original", 2):  # real drawings of the file, simplified as convert does
+        assert any(d.shape == s.shape and np.array_equal(d, s) for d in drawings)
+
+
 def test_reconstruct_writes_originals_and_reconstructions(run, tmp_path, capsys):
     out = tmp_path / "D3"
     assert main(["reconstruct", str(run), "--n", "3", "--temperatures", "0.1,1", "--out", str(out)]) == 0

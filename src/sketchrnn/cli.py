@@ -158,12 +158,16 @@ def _load(model: str, which: str = "best", scale_factor: float | None = None):
 
 
 def _run_sketches(model_path: str, split: str, file: str | None) -> list[np.ndarray]:
-    """Sketches (stroke-3, data units) from a .npz file or from the data of a training run."""
+    """Sketches (stroke-3, data units) from a .npz, .ndjson or .svg file, or from a training run's data."""
     from .data.load import read_splits
     from .data.npz import load_npz
     from .data.packed import is_packed
     from .train.checkpoint import is_run_dir, read_run
 
+    if file and Path(file).suffix.lower() in (".ndjson", ".svg"):  # drawings: every one of them
+        from .data import drawing_to_stroke3
+
+        return [drawing_to_stroke3(d) for d in _drawings(Path(file))]
     if file:
         data = read_splits([file]) if is_packed(file) else load_npz(file)  # a dataset file or written sketches
         if split not in data:
@@ -331,10 +335,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drawings(file: Path) -> list:
+    """The drawings of an .svg (one) or .ndjson file (each line), simplified as `data convert` does."""
+    from .data import is_raw_drawing, read_ndjson, read_svg, simplify_raw
+
+    if file.suffix.lower() == ".svg":
+        return [simplify_raw(read_svg(file))]
+    drawings = [d["drawing"] for d in read_ndjson(file)]
+    return [simplify_raw(d) if is_raw_drawing(d) else d for d in drawings]
+
+
 def _read_partial_sketch(path: str, index: int, split: str | None = None) -> np.ndarray:
     """Sketch number `index` of a file, stroke-3: a dataset .npz (its `split`: test by default, or
     the file's only split), an .ndjson drawing, an .svg, or JSON rows."""
-    from .data import DataFileError, drawing_to_stroke3, is_raw_drawing, read_ndjson, read_svg, simplify_raw
+    from .data import DataFileError, drawing_to_stroke3
     from .data.load import read_splits
     from .data.npz import load_npz
     from .data.packed import is_packed
@@ -353,11 +367,8 @@ def _read_partial_sketch(path: str, index: int, split: str | None = None) -> np.
         if index:
             raise ValueError(f"{path}: a JSON file holds one sketch; --index does not apply")
         return rows  # complete() checks the rows and says what is wrong
-    if suffix == ".svg":
-        drawings = [simplify_raw(read_svg(file))]  # as `data convert` treats an SVG
-    elif suffix == ".ndjson":
-        drawings = [d["drawing"] for d in read_ndjson(file)]
-        drawings = [simplify_raw(d) if is_raw_drawing(d) else d for d in drawings]
+    if suffix in (".svg", ".ndjson"):
+        drawings = _drawings(file)
     elif suffix == ".npz":
         data = {k: v for k, v in (read_splits([file]) if is_packed(file) else load_npz(file)).items() if len(v)}
         drawings = None
@@ -761,7 +772,7 @@ def _scale_arg(p: argparse.ArgumentParser) -> None:
 
 def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split of the run's data")
-    p.add_argument("--file", help="take sketches from this .npz instead of the run's data")
+    p.add_argument("--file", help="take sketches from this .npz, .ndjson or .svg file instead of the run's data")
     p.add_argument("--sample-z", action="store_true", help="encode to μ + σ·ε instead of the mean μ")
     p.add_argument("--seed", type=_seed, default=0, help="seed for picking sketches and drawing")
 
