@@ -44,6 +44,11 @@ SAMPLE_TEMPERATURE = 0.5  # tidy sketches from trained models (the official ones
 
 
 # ---------------------------------------------------------------------------- helpers
+def _noun(n: int, word: str, plural: str | None = None) -> str:
+    """`word` as it goes after the number `n` (1 sketch, 2 sketches)."""
+    return word if n == 1 else plural or word + "s"
+
+
 def _floats(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
@@ -123,7 +128,7 @@ def _finish_outputs(out: Path, written: list[Path], own: re.Pattern, what: str) 
     stale = sorted(p for p in out.iterdir() if p.is_file() and own.fullmatch(p.name) and p.name not in keep)
     for path in stale:
         path.unlink()
-    removed = f"; removed {len(stale)} file{'s' if len(stale) != 1 else ''} an earlier call left there" if stale else ""
+    removed = f"; removed {len(stale)} {_noun(len(stale), 'file')} an earlier call left there" if stale else ""
     print(f"wrote {what} to {out}/{removed}")
 
 
@@ -136,10 +141,11 @@ def _read_z(path: str) -> np.ndarray:
                          f"(one vector of z_size numbers, or one per row)") from None
 
 
-def _load(model: str, which: str = "best", scale_factor: float | None = None):
+def _load(model: str, which: str = "best", scale_factor: float | None = None, read=None):
     """`sketchrnn.load`, saying so when a run has no validated (best) model yet and the latest is used.
 
-    `scale_factor` is for a magenta TF checkpoint folder (magenta does not store it)."""
+    `scale_factor` is for a magenta TF checkpoint folder (magenta does not store it). `read`, called
+    as `load` would be, replaces it for a command that reads the model its own way (export)."""
     from . import load
     from .train.checkpoint import is_run_dir, read_pointer
 
@@ -150,7 +156,7 @@ def _load(model: str, which: str = "best", scale_factor: float | None = None):
             print(f"note: {path}: no validation has run yet, so there is no best model: "
                   f"using the latest checkpoint (step {pointer.get('last_step')})", file=sys.stderr)
     try:
-        return load(path, which, scale_factor=scale_factor)
+        return (read or load)(path, which, scale_factor=scale_factor)
     except ValueError as exc:
         if str(exc).endswith("pass scale_factor="):  # a magenta TF folder whose data is not here
             raise ValueError(f"{str(exc)[:-len('pass scale_factor=')]}pass --scale-factor F") from None
@@ -320,7 +326,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     written = _write_sketches(out, sketches, "sample", gif=args.gif)
     grid = grid_from_list(sketches, args.columns)
     written += _write_grid(out, grid, "grid")
-    what = (f"{len(sketches)} sketch{'es' * (len(sketches) != 1)} (sample_*.svg, sample_*.png{', sample_*.gif' if args.gif else ''}, "
+    what = (f"{len(sketches)} {_noun(len(sketches), 'sketch', 'sketches')} (sample_*.svg, sample_*.png{', sample_*.gif' if args.gif else ''}, "
             f"grid.svg, grid.png, sample.npz)")
     if args.sweep:
         # one row per temperature; column k uses the same latent vector (and seed) in every row
@@ -428,7 +434,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
                   complete=[s.astype(np.float32) for s in finished])
     save_npz(out / "complete.npz", splits, dtype=np.float32)
     written.append(out / "complete.npz")
-    what = (f"{len(finished)} completion{'s' if len(finished) != 1 else ''} of {k} given points (complete_*.svg/.png, grid.svg/.png, complete.npz "
+    what = (f"{len(finished)} {_noun(len(finished), 'completion')} of {k} given points (complete_*.svg/.png, grid.svg/.png, complete.npz "
             f"with splits {', '.join(splits)})")
     _finish_outputs(out, written, _own_outputs("complete|grid"), what)
     return 0
@@ -438,7 +444,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .train.plot import plot_runs
 
     out = plot_runs(args.run_dirs, args.out, args.names)
-    print(f"wrote the learning curves of {len(args.run_dirs)} run{'s' if len(args.run_dirs) > 1 else ''} to {out}")
+    print(f"wrote the learning curves of {len(args.run_dirs)} {_noun(len(args.run_dirs), 'run')} to {out}")
     return 0
 
 
@@ -600,9 +606,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .interop.export import export, format_of
 
     fmt = format_of(args.out, args.format)  # a wrong name is refused before the model is read
-    _load(args.model, args.which, args.scale_factor)  # a run without a best model yet, a bad MODEL: one line
-    # from the path, not the model: a run's figures, a run's or magenta folder's optimizer state come along
-    print(export(args.model, args.out, fmt, which=args.which, scale_factor=args.scale_factor).summary())
+    # from the path, not a loaded model: a run's figures, a run's or magenta folder's optimizer state come along
+    exported = _load(args.model, args.which, args.scale_factor,
+                     read=lambda path, which, scale_factor: export(path, args.out, fmt, which=which,
+                                                                   scale_factor=scale_factor))
+    print(exported.summary())
     return 0
 
 
@@ -670,7 +678,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     classes = info["classes"]
-    print(f"{info['path']}: {info['format']} file, {len(classes)} class{'es' if len(classes) != 1 else ''}")
+    print(f"{info['path']}: {info['format']} file, {len(classes)} {_noun(len(classes), 'class', 'classes')}")
     scale = info["scale_factor"]
     print(f"N_max {info['max_seq_len']}, scale factor {scale:.6g}" if scale is not None else
           f"N_max {info['max_seq_len']}, no training split")
@@ -685,7 +693,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     for n in names:
         hist = info["splits"][n]["length_histogram"]
         count = info['splits'][n]['count']
-        print(f"{n}: {count:,d} sketch{'es' * (count != 1)}, {info['splits'][n]['points']:,d} points; lengths:")
+        print(f"{n}: {count:,d} {_noun(count, 'sketch', 'sketches')}, {info['splits'][n]['points']:,d} points; lengths:")
         print("\n".join(_histogram_lines(hist)))
     return 0
 
@@ -703,7 +711,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
         raise ValueError(f"{out}: the picture is written as .svg or .png, not {out.suffix or 'a file with no suffix'}")
     save = save_grid_png if out.suffix.lower() == ".png" else save_grid_svg
     save(grid_from_list(sketches, args.columns), out)
-    print(f"wrote {len(picked)} sketch{'es' * (len(picked) != 1)} of {args.file} ({args.split}) to {out}, row by row:")
+    print(f"wrote {len(picked)} {_noun(len(picked), 'sketch', 'sketches')} of {args.file} ({args.split}) to {out}, row by row:")
     for i in range(0, len(picked), args.columns):
         print("  " + ", ".join(name for _, name in picked[i : i + args.columns]))
     return 0

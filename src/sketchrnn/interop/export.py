@@ -253,10 +253,14 @@ def _trainer_of(source: Path, which: str, model: "SketchRNN"):
     from ..train.checkpoint import is_run_dir, load_trainer_state, read_pointer
     from .tf_checkpoint import is_checkpoint_dir
 
-    if is_checkpoint_dir(source):
-        from .tf_write import read_training_checkpoint
+    if is_checkpoint_dir(source):  # its weights are `model` already: only the optimizer's tensors are new
+        from .tf_bundle import read_bundle
+        from .tf_write import bundle_prefix, trainer_state
 
-        return read_training_checkpoint(source, model.hps, model.scale_factor)[1]
+        try:
+            return trainer_state(model, read_bundle(bundle_prefix(source)))
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
     if not (source.is_dir() and is_run_dir(source)):
         return None
     pointer = read_pointer(source)

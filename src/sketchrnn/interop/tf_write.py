@@ -364,7 +364,6 @@ def read_training_checkpoint(directory: str | Path, hps, scale_factor: float = 1
                              ) -> tuple["SketchRNN", "TrainerState"]:
     """A magenta checkpoint folder as our model (with `hps`) and trainer state: weights, Adam's moments
     and step, the step count (what ``sketchrnn train --init-from`` starts from)."""
-    from ..train.checkpoint import TrainerState
     from .magenta_tf import from_tf_variables
     from .tf_bundle import read_bundle
 
@@ -373,10 +372,16 @@ def read_training_checkpoint(directory: str | Path, hps, scale_factor: float = 1
                  and not k.startswith("vector_rnn/vector_rnn/") and k.split("/")[-1] not in TRAINING_SCALARS}
     try:
         model = from_tf_variables(trainable, hps, scale_factor=scale_factor)
-        step = int(tensors.get("vector_rnn/global_step", 0))
-        power = tensors.get("vector_rnn/beta1_power")
-        t = adam_step(power, step) if power is not None else 0
-        optimizer = optimizer_state(model, tensors) if t else {}
+        return model, trainer_state(model, tensors)
     except ValueError as exc:
         raise ValueError(f"{directory}: {exc}") from None
-    return model, TrainerState(step=step, optimizer=optimizer, optimizer_step=t)
+
+
+def trainer_state(model: "SketchRNN", tensors: Mapping[str, np.ndarray]) -> "TrainerState":
+    """The step count and Adam's moments and step of a checkpoint's tensors, for `model`."""
+    from ..train.checkpoint import TrainerState
+
+    step = int(tensors.get("vector_rnn/global_step", 0))
+    power = tensors.get("vector_rnn/beta1_power")
+    t = adam_step(power, step) if power is not None else 0
+    return TrainerState(step=step, optimizer=optimizer_state(model, tensors) if t else {}, optimizer_step=t)
